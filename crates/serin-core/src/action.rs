@@ -1,0 +1,145 @@
+//! What the engine asks the caller to do, as values, and why.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{HookKind, Phase, RolloutStatus, Time};
+
+/// One side effect, to be executed in order by the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Take over routing: record `primary` and send it 100% of traffic.
+    Initialize {
+        /// The revision to record as primary.
+        primary: String,
+    },
+    /// Split traffic between two named revisions.
+    SetTraffic(TrafficSplit),
+    /// Make `revision` the primary and send it 100% of traffic, in one write.
+    Promote {
+        /// The analysed revision.
+        revision: String,
+    },
+    /// Call every webhook of this kind; their outcome is reported, never waited for by the engine.
+    CallHooks {
+        /// The hook type.
+        kind: HookKind,
+        /// The phase to send in the payload.
+        phase: Phase,
+    },
+    /// Give routing back to Knative (`latestRevision: true`, 100%) and forget the primary.
+    Revert,
+    /// Record a Kubernetes event.
+    Event(Event),
+    /// Record a metric value (for the `flagger_canary_metric_analysis` gauge).
+    RecordMetric {
+        /// Metric name.
+        name: String,
+        /// Value observed.
+        value: f64,
+    },
+}
+
+/// A traffic split between the primary and the canary revision; the two always sum to 100.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficSplit {
+    /// The primary revision.
+    pub primary: String,
+    /// The canary revision.
+    pub canary: String,
+    /// Percent on the canary, 0..=100; the primary gets the rest.
+    pub canary_weight: u8,
+}
+
+impl TrafficSplit {
+    /// Percent on the primary.
+    pub fn primary_weight(&self) -> u8 {
+        100u8.saturating_sub(self.canary_weight)
+    }
+}
+
+/// Event severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Severity {
+    /// A `Normal` event.
+    Normal,
+    /// A `Warning` event.
+    Warning,
+}
+
+impl Severity {
+    /// The Kubernetes event type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Normal => "Normal",
+            Severity::Warning => "Warning",
+        }
+    }
+}
+
+/// A Kubernetes event; the reason is always `Synced`, as in Flagger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Normal or Warning.
+    pub severity: Severity,
+    /// The message.
+    pub message: String,
+}
+
+/// The verdict of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Within bounds, or the hook said yes.
+    Pass,
+    /// Out of bounds, or the hook said no.
+    Fail,
+    /// The metric had no data.
+    NoData,
+    /// The provider or the hook failed.
+    Error,
+}
+
+/// One line of an explanation: what was checked, what was seen, against what, and the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckVerdict {
+    /// `metric request-success-rate`, `webhook load-test (rollout)`, …
+    pub check: String,
+    /// The observed value, formatted.
+    pub observed: String,
+    /// The bound it was held against, formatted.
+    pub bound: String,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Why the engine decided what it decided.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Explanation {
+    /// One sentence.
+    pub summary: String,
+    /// Every check that took part.
+    pub checks: Vec<CheckVerdict>,
+}
+
+/// The engine's answer for one step.
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The new status to store.
+    pub status: RolloutStatus,
+    /// Side effects, in order.
+    pub actions: Vec<Action>,
+    /// When to call the engine again, unless something changes before; `None`: only on change.
+    pub wake_at: Option<Time>,
+    /// Why.
+    pub explanation: Explanation,
+}
+
+impl Decision {
+    /// The events among the actions.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.actions.iter().filter_map(|a| match a {
+            Action::Event(e) => Some(e),
+            _ => None,
+        })
+    }
+}

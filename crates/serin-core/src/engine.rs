@@ -1,0 +1,345 @@
+//! The step function: one call per reconcile, pure.
+//!
+//! [`step`] is re-entrant in the sans-IO style: when it needs webhook or metric
+//! outcomes it has not been given, it returns [`Step::Need`] with the checks to
+//! run (concurrently), and the caller calls it again with the outcomes added to
+//! the [`Observation`]. Nothing is kept between the two calls, so the answer
+//! depends only on (plan, status, observation, now).
+
+use crate::{
+    Action, CheckRequest, CheckVerdict, Decision, Event, Explanation, HookKind, HookOutcome,
+    Observation, Phase, Plan, RolloutStatus, Severity, Time, TrafficSplit, Verdict,
+};
+
+/// The answer of [`step`].
+#[must_use]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Run these checks, add their outcomes to the observation, and call [`step`] again.
+    Need(CheckRequest),
+    /// The decision for this step.
+    Done(Decision),
+}
+
+/// Decides what to do for one Canary at `now`, given its plan, its stored status
+/// and what was observed.
+pub fn step(plan: &Plan, status: &RolloutStatus, obs: &Observation, now: Time) -> Step {
+    let mut tick = Tick::new(plan, status, obs, now);
+    match tick.run() {
+        Err(Pending(request)) => Step::Need(request),
+        Ok(()) => Step::Done(tick.finish()),
+    }
+}
+
+/// The decision for a Canary being deleted with `revertOnDeletion`: give routing back to Knative.
+pub fn finalize(plan: &Plan, status: &RolloutStatus, now: Time) -> Decision {
+    let obs = Observation::default();
+    let mut tick = Tick::new(plan, status, &obs, now);
+    tick.event(Severity::Normal, format!("Terminating canary {}", plan.canary_ref()));
+    tick.actions.push(Action::Revert);
+    tick.event(Severity::Normal, format!("Terminated canary {}", plan.canary_ref()));
+    tick.status.phase = Phase::Terminating;
+    tick.status.next_step_at = None;
+    tick.summary("routing given back to Knative (latestRevision 100%)".into());
+    tick.finish()
+}
+
+/// Control flow for "the engine needs more observations": aborts the step.
+pub(crate) struct Pending(pub(crate) CheckRequest);
+
+pub(crate) type Flow = Result<(), Pending>;
+
+/// One step in progress: the input, the status being built and the actions so far.
+pub(crate) struct Tick<'a> {
+    pub(crate) plan: &'a Plan,
+    pub(crate) input: &'a RolloutStatus,
+    pub(crate) obs: &'a Observation,
+    pub(crate) now: Time,
+    pub(crate) status: RolloutStatus,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) explanation: Explanation,
+}
+
+impl<'a> Tick<'a> {
+    fn new(plan: &'a Plan, input: &'a RolloutStatus, obs: &'a Observation, now: Time) -> Self {
+        Tick {
+            plan,
+            input,
+            obs,
+            now,
+            status: input.clone(),
+            actions: Vec::new(),
+            explanation: Explanation::default(),
+        }
+    }
+
+    fn run(&mut self) -> Flow {
+        if self.status.primary_revision.is_none() && self.status.phase != Phase::Initializing {
+            // Status lost its primary (edited by hand, or written by an older controller):
+            // trust the router's record, or start over.
+            match &self.obs.world.primary {
+                Some(primary) => self.status.primary_revision = Some(primary.name.clone()),
+                None => self.status.phase = Phase::Initializing,
+            }
+        }
+        if self.plan.suspend {
+            return self.suspended();
+        }
+        match self.status.phase {
+            Phase::Initializing => self.initialize(),
+            Phase::Initialized | Phase::Succeeded | Phase::Failed | Phase::Waiting => self.detect(),
+            Phase::Progressing | Phase::WaitingPromotion => self.analyse(),
+            Phase::Promoting | Phase::Finalising => self.promote_in_steps(),
+            Phase::Terminating => {
+                self.summary("the Canary is being deleted".into());
+                Ok(())
+            }
+        }
+    }
+
+    fn suspended(&mut self) -> Flow {
+        if self.due() {
+            self.event(Severity::Normal, "skipping canary run as object is suspended".into());
+            self.schedule_next();
+        }
+        self.summary("suspended: nothing is changed until spec.suspend is false".into());
+        Ok(())
+    }
+
+    fn initialize(&mut self) -> Flow {
+        let world = &self.obs.world;
+        let primary = world
+            .primary
+            .as_ref()
+            .map(|r| r.name.clone())
+            .or_else(|| world.latest_ready.clone());
+        let Some(primary) = primary else {
+            if self.due() {
+                let what = if world.latest_created.is_none() { "any revision" } else { "a Ready revision" };
+                let message = format!(
+                    "Waiting for Knative Service {} to have {what} before taking over routing",
+                    self.plan.target_ref()
+                );
+                self.event(Severity::Warning, message.clone());
+                self.summary(message);
+                self.schedule_next();
+            }
+            return Ok(());
+        };
+        self.actions.push(Action::Initialize { primary: primary.clone() });
+        self.status.primary_revision = Some(primary.clone());
+        self.status.phase = Phase::Initialized;
+        self.status.next_step_at = None;
+        self.event(Severity::Normal, format!("Initialization done! {}", self.plan.canary_ref()));
+        self.summary(format!("routing taken over; {primary} is primary"));
+        self.detect()
+    }
+
+    /// Stable phases: start a rollout when a revision newer than the primary appears.
+    fn detect(&mut self) -> Flow {
+        let Some(latest) = self.obs.world.latest_created.clone() else {
+            self.summary("Knative reports no revision".into());
+            return Ok(());
+        };
+        let is_primary = self.status.primary_revision.as_deref() == Some(latest.name.as_str());
+        let already_handled = self.status.canary_revision.as_deref() == Some(latest.name.as_str());
+        let waiting = self.status.phase == Phase::Waiting;
+        if is_primary || (already_handled && !waiting) {
+            self.status.next_step_at = None;
+            if self.explanation.summary.is_empty() {
+                self.summary(format!("nothing to roll out: latest revision {} already handled", latest.name));
+            }
+            return Ok(());
+        }
+        if waiting && already_handled && !self.due() {
+            self.summary(format!("revision {} waits for confirm-rollout approval", latest.name));
+            return Ok(());
+        }
+        if let Some(rejection) = self.gate(HookKind::ConfirmRollout)? {
+            if self.status.phase != Phase::Waiting {
+                self.status.phase = Phase::Waiting;
+                let message = format!(
+                    "Halt {} advancement waiting for approval {}",
+                    self.plan.canary_ref(),
+                    rejection.hook
+                );
+                self.event(Severity::Warning, message);
+            }
+            self.status.canary_revision = Some(latest.name.clone());
+            self.schedule_next();
+            self.summary(format!(
+                "revision {} waits for confirm-rollout approval ({} said {})",
+                latest.name, rejection.hook, rejection.detail
+            ));
+            return Ok(());
+        }
+        self.event(
+            Severity::Normal,
+            format!(
+                "New revision detected! Starting canary analysis of {} for {}",
+                latest.name,
+                self.plan.target_ref()
+            ),
+        );
+        self.start_rollout(&latest.name);
+        self.analyse()
+    }
+
+    pub(crate) fn start_rollout(&mut self, revision: &str) {
+        let s = &mut self.status;
+        s.phase = Phase::Progressing;
+        s.canary_weight = 0;
+        s.failed_checks = 0;
+        s.iterations = 0;
+        s.canary_revision = Some(revision.to_owned());
+        s.rollout_started_at = Some(self.now);
+        s.analysis_started_at = None;
+        s.canary_unready_since = None;
+        s.next_step_at = None;
+    }
+
+    pub(crate) fn due(&self) -> bool {
+        self.status.next_step_at.is_none_or(|t| self.now >= t)
+    }
+
+    pub(crate) fn schedule_next(&mut self) {
+        self.status.next_step_at = Some(self.now + self.plan.interval);
+    }
+
+    pub(crate) fn event(&mut self, severity: Severity, message: String) {
+        self.actions.push(Action::Event(Event { severity, message }));
+    }
+
+    pub(crate) fn summary(&mut self, summary: String) {
+        self.explanation.summary = summary;
+    }
+
+    /// Sends `weight` percent to the canary revision and the rest to the primary.
+    pub(crate) fn set_traffic(&mut self, canary: &str, weight: u8) {
+        if let Some(primary) = self.status.primary_revision.clone() {
+            self.actions.push(Action::SetTraffic(TrafficSplit {
+                primary,
+                canary: canary.to_owned(),
+                canary_weight: weight.min(100),
+            }));
+            self.status.canary_weight = weight.min(100);
+        }
+    }
+
+    fn request(&self, hooks: Vec<usize>, metrics: Vec<usize>) -> Pending {
+        Pending(CheckRequest {
+            metrics,
+            hooks,
+            phase: self.status.phase,
+            canary_revision: self.status.canary_revision.clone(),
+            primary_revision: self.status.primary_revision.clone(),
+        })
+    }
+
+    /// The outcomes of the given hooks and metrics, or a request for the missing ones.
+    pub(crate) fn require(&self, hooks: &[usize], metrics: &[usize]) -> Flow {
+        let missing_hooks: Vec<usize> =
+            hooks.iter().copied().filter(|i| !self.obs.hooks.contains_key(i)).collect();
+        let missing_metrics: Vec<usize> =
+            metrics.iter().copied().filter(|i| !self.obs.metrics.contains_key(i)).collect();
+        if missing_hooks.is_empty() && missing_metrics.is_empty() {
+            Ok(())
+        } else {
+            Err(self.request(missing_hooks, missing_metrics))
+        }
+    }
+
+    /// Calls the hooks of `kind` (through a request) and returns the first failure, recording
+    /// every outcome in the explanation.
+    pub(crate) fn first_hook_failure(&mut self, kind: HookKind) -> Result<Option<Rejection>, Pending> {
+        let indices = self.plan.hooks_of(kind);
+        self.require(&indices, &[])?;
+        let mut first = None;
+        for i in indices {
+            let hook = &self.plan.webhooks[i];
+            let outcome = self.obs.hooks.get(&i).cloned().unwrap_or(HookOutcome::TimedOut);
+            let verdict = match &outcome {
+                HookOutcome::Passed => Verdict::Pass,
+                HookOutcome::Rejected { .. } => Verdict::Fail,
+                HookOutcome::TimedOut | HookOutcome::Error(_) => Verdict::Error,
+            };
+            self.explanation.checks.push(CheckVerdict {
+                check: format!("webhook {} ({})", hook.name, kind.as_str()),
+                observed: outcome.describe(),
+                bound: "2xx".into(),
+                verdict,
+            });
+            if !outcome.passed() && first.is_none() {
+                first = Some(Rejection { hook: hook.name.clone(), detail: outcome.describe() });
+            }
+        }
+        Ok(first)
+    }
+
+    /// A gate: like [`Tick::first_hook_failure`], plus Flagger's `… check {hook} passed` events.
+    pub(crate) fn gate(&mut self, kind: HookKind) -> Result<Option<Rejection>, Pending> {
+        let rejection = self.first_hook_failure(kind)?;
+        if rejection.is_none() {
+            let label = match kind {
+                HookKind::ConfirmRollout => "Confirm-rollout",
+                HookKind::PreRollout => "Pre-rollout",
+                HookKind::ConfirmTrafficIncrease => "Confirm-traffic-increase",
+                HookKind::ConfirmPromotion => "Confirm-promotion",
+                _ => return Ok(None),
+            };
+            for i in self.plan.hooks_of(kind) {
+                let name = self.plan.webhooks[i].name.clone();
+                self.event(Severity::Normal, format!("{label} check {name} passed"));
+            }
+        }
+        Ok(rejection)
+    }
+
+    fn finish(mut self) -> Decision {
+        coalesce_traffic(&mut self.actions);
+        if self.status.transition_key() != self.input.transition_key()
+            || self.status.last_transition_at.is_none()
+        {
+            self.status.last_transition_at = Some(self.now);
+        }
+        let deadline = self
+            .status
+            .canary_unready_since
+            .map(|since| since + self.plan.progress_deadline);
+        let wake_at = match (self.status.next_step_at, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.explanation.summary.is_empty() {
+            self.explanation.summary = format!("phase {}", self.status.phase.as_str());
+        }
+        Decision { status: self.status, actions: self.actions, wake_at, explanation: self.explanation }
+    }
+}
+
+/// A hook that said no, and what it said.
+pub(crate) struct Rejection {
+    pub(crate) hook: String,
+    pub(crate) detail: String,
+}
+
+/// Drops a traffic write that a later one in the same step overrides, when nothing but
+/// events and metric samples lie between them.
+fn coalesce_traffic(actions: &mut Vec<Action>) {
+    let mut i = 0;
+    while i < actions.len() {
+        if matches!(actions[i], Action::SetTraffic(_)) {
+            let next_write = actions[i + 1..]
+                .iter()
+                .position(|a| !matches!(a, Action::Event(_) | Action::RecordMetric { .. }))
+                .map(|offset| i + 1 + offset);
+            if let Some(j) = next_write
+                && matches!(actions[j], Action::SetTraffic(_))
+            {
+                actions.remove(i);
+                continue;
+            }
+        }
+        i += 1;
+    }
+}

@@ -1,0 +1,129 @@
+//! Judgement of metric outcomes against their bounds, with Flagger's messages (reference §4.4–4.5).
+
+use std::time::Duration;
+
+use crate::{
+    CheckVerdict, MetricCheck, MetricKind, MetricOutcome, Plan, ThresholdRange, Verdict,
+    time::go_duration,
+};
+
+/// The result of judging one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// The explanation line.
+    pub line: CheckVerdict,
+    /// The event message when it did not pass.
+    pub halt_message: Option<String>,
+}
+
+/// Judges one metric outcome. `canary` is the revision under analysis.
+pub fn judge(plan: &Plan, metric: &MetricCheck, outcome: &MetricOutcome, canary: &str) -> Judgement {
+    let check = format!("metric {}", metric.name);
+    let bound = describe_range(metric.kind, metric.range);
+    let window = go_duration(metric.window);
+    let no_data = |why: &str| {
+        let message = match metric.kind {
+            MetricKind::Custom => format!(
+                "Halt advancement no values found for metric {}: {why} for revision {canary} of {}",
+                metric.name,
+                plan.target_ref()
+            ),
+            _ => format!(
+                "Halt advancement no values found for {}: revision {canary} of {} received no traffic in the last {window} ({why})",
+                metric.name,
+                plan.target_ref()
+            ),
+        };
+        Judgement {
+            line: CheckVerdict {
+                check: check.clone(),
+                observed: why.to_owned(),
+                bound: bound.clone(),
+                verdict: Verdict::NoData,
+            },
+            halt_message: Some(message),
+        }
+    };
+    match outcome {
+        MetricOutcome::NoData => no_data("query returned no data"),
+        MetricOutcome::NaN => no_data("query returned NaN"),
+        MetricOutcome::Error(err) => Judgement {
+            line: CheckVerdict {
+                check: check.clone(),
+                observed: format!("error: {err}"),
+                bound,
+                verdict: Verdict::Error,
+            },
+            halt_message: Some(format!("Prometheus query failed for {}: {err}", metric.name)),
+        },
+        MetricOutcome::Value(v) => judge_value(plan, metric, *v, check, bound),
+    }
+}
+
+fn judge_value(
+    plan: &Plan,
+    metric: &MetricCheck,
+    raw: f64,
+    check: String,
+    bound: String,
+) -> Judgement {
+    // Flagger truncates durations to whole milliseconds before comparing.
+    let value = match metric.kind {
+        MetricKind::Duration => raw.trunc(),
+        _ => raw,
+    };
+    let observed = describe_value(metric.kind, value);
+    let failure = match (metric.range.min, metric.range.max) {
+        (Some(min), _) if value < min => Some(('<', min)),
+        (_, Some(max)) if value > max => Some(('>', max)),
+        _ => None,
+    };
+    let halt_message = failure.map(|(op, limit)| {
+        let who = plan.canary_ref();
+        match metric.kind {
+            MetricKind::SuccessRate => {
+                format!("Halt {who} advancement success rate {value:.2}% {op} {limit}%")
+            }
+            MetricKind::Duration => format!(
+                "Halt {who} advancement request duration {} {op} {}",
+                go_duration(millis(value)),
+                go_duration(millis(limit))
+            ),
+            MetricKind::Custom => {
+                format!("Halt {who} advancement {} {value:.2} {op} {limit}", metric.name)
+            }
+        }
+    });
+    let verdict = if halt_message.is_some() { Verdict::Fail } else { Verdict::Pass };
+    Judgement { line: CheckVerdict { check, observed, bound, verdict }, halt_message }
+}
+
+fn millis(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 {
+        Duration::from_millis(value as u64)
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn describe_value(kind: MetricKind, value: f64) -> String {
+    match kind {
+        MetricKind::SuccessRate => format!("{value:.2}%"),
+        MetricKind::Duration => go_duration(millis(value)),
+        MetricKind::Custom => format!("{value:.2}"),
+    }
+}
+
+fn describe_range(kind: MetricKind, range: ThresholdRange) -> String {
+    let unit = |v: f64| match kind {
+        MetricKind::SuccessRate => format!("{v}%"),
+        MetricKind::Duration => go_duration(millis(v)),
+        MetricKind::Custom => format!("{v}"),
+    };
+    match (range.min, range.max) {
+        (Some(min), Some(max)) => format!("{} <= value <= {}", unit(min), unit(max)),
+        (Some(min), None) => format!(">= {}", unit(min)),
+        (None, Some(max)) => format!("<= {}", unit(max)),
+        (None, None) => "any value".to_owned(),
+    }
+}

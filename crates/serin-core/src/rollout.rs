@@ -1,0 +1,398 @@
+//! The rollout itself: readiness, analysis steps, traffic steps, promotion and rollback.
+
+use crate::{
+    Action, HookKind, HookOutcome, Phase, Readiness, Severity, Strategy,
+    engine::{Flow, Pending, Tick},
+    judge::judge,
+    time::go_duration,
+};
+
+/// Why a rollout is rolled back.
+enum RollbackCause {
+    Threshold,
+    Manual,
+    RevisionFailed(String),
+    Deadline(Option<String>),
+}
+
+impl Tick<'_> {
+    /// Progressing and WaitingPromotion.
+    pub(crate) fn analyse(&mut self) -> Flow {
+        let Some(mut canary) = self.status.canary_revision.clone() else {
+            self.status.phase = Phase::Initialized;
+            return Ok(());
+        };
+        if let Some(latest) = self.obs.world.latest_created.clone()
+            && latest.name != canary
+            && Some(&latest.name) != self.status.primary_revision.as_ref()
+        {
+            self.event(
+                Severity::Normal,
+                format!("New revision detected! Restarting analysis for {}", self.plan.target_ref()),
+            );
+            self.set_traffic(&latest.name, 0);
+            self.start_rollout(&latest.name);
+            canary = latest.name;
+        }
+        let was_unready = self.status.canary_unready_since.is_some();
+        if !self.canary_ready(&canary) {
+            return Ok(());
+        }
+        if self.plan.skip_analysis {
+            self.event(
+                Severity::Normal,
+                format!("Promotion completed! Canary analysis was skipped for {}", self.plan.target_ref()),
+            );
+            self.complete_promotion(&canary, false);
+            return Ok(());
+        }
+        let started = self.status.analysis_started_at.is_some();
+        if !started && (self.due() || was_unready) {
+            return self.first_step(&canary);
+        }
+        if !self.due() {
+            self.summary(format!("waiting for the next step of revision {canary}"));
+            return Ok(());
+        }
+        if let Some(primary) = &self.obs.world.primary
+            && primary.readiness != Readiness::Ready
+        {
+            let message = format!(
+                "Knative Revision {}.{} is not ready{}",
+                primary.name,
+                self.plan.namespace,
+                reason_suffix(&primary.readiness)
+            );
+            self.event(Severity::Warning, message.clone());
+            self.summary(format!("halted: primary {message}"));
+            self.schedule_next();
+            return Ok(());
+        }
+        if !self.analysis_passed(&canary)? {
+            return Ok(());
+        }
+        self.advance(&canary)
+    }
+
+    /// Readiness of the canary revision; rolls back on failure or an expired deadline.
+    fn canary_ready(&mut self, canary: &str) -> bool {
+        let readiness = match &self.obs.world.latest_created {
+            Some(rev) if rev.name == canary => rev.readiness.clone(),
+            _ => Readiness::NotYet { reason: Some(format!("revision {canary} is not reported by Knative")) },
+        };
+        match readiness {
+            Readiness::Ready => {
+                self.status.canary_unready_since = None;
+                true
+            }
+            Readiness::Failed { reason } => {
+                self.rollback(canary, RollbackCause::RevisionFailed(reason));
+                false
+            }
+            Readiness::NotYet { reason } => {
+                let since = *self.status.canary_unready_since.get_or_insert(self.now);
+                let waited = self.now.since(since);
+                if waited >= self.plan.progress_deadline {
+                    self.rollback(canary, RollbackCause::Deadline(reason));
+                } else {
+                    if self.input.canary_unready_since.is_none() {
+                        let message = format!(
+                            "Knative Revision {canary}.{} is not ready{}",
+                            self.plan.namespace,
+                            reason_suffix(&Readiness::NotYet { reason })
+                        );
+                        self.event(Severity::Warning, message);
+                    }
+                    self.summary(format!(
+                        "waiting for revision {canary} to become Ready ({} of the {} progress deadline used)",
+                        go_duration(waited),
+                        go_duration(self.plan.progress_deadline)
+                    ));
+                }
+                false
+            }
+        }
+    }
+
+    /// The first step of a rollout: pre-rollout hooks, then the first weight (or, for
+    /// blue/green, the load), with the load-test hooks started at once.
+    fn first_step(&mut self, canary: &str) -> Flow {
+        if let Some(rejection) = self.gate(HookKind::PreRollout)? {
+            let message = format!(
+                "Halt {} advancement pre-rollout check {} failed {}",
+                self.plan.canary_ref(),
+                rejection.hook,
+                rejection.detail
+            );
+            self.count_failure(canary, message);
+            return Ok(());
+        }
+        match self.plan.strategy.clone() {
+            Strategy::Canary { weights, .. } => {
+                if self.traffic_increase_refused()? {
+                    return Ok(());
+                }
+                if let Some(rejection) = self.first_hook_failure(HookKind::Rollout)? {
+                    let message = self.external_check_failed(&rejection.hook, &rejection.detail);
+                    self.count_failure(canary, message);
+                    return Ok(());
+                }
+                let weight = weights.first().copied().unwrap_or(100);
+                self.set_traffic(canary, weight);
+                self.event(
+                    Severity::Normal,
+                    format!("Advance {} canary weight {weight}", self.plan.canary_ref()),
+                );
+                self.summary(format!("first step: {weight}% of traffic to revision {canary}"));
+            }
+            Strategy::BlueGreen { iterations } => {
+                if let Some(rejection) = self.first_hook_failure(HookKind::Rollout)? {
+                    let message = self.external_check_failed(&rejection.hook, &rejection.detail);
+                    self.count_failure(canary, message);
+                    return Ok(());
+                }
+                self.set_traffic(canary, 0);
+                self.event(
+                    Severity::Normal,
+                    format!(
+                        "Starting blue/green analysis for {}: revision {canary} gets no user traffic for {iterations} iterations",
+                        self.plan.target_ref()
+                    ),
+                );
+                self.summary(format!("blue/green: load tests started against revision {canary}"));
+            }
+        }
+        self.status.analysis_started_at = Some(self.now);
+        self.schedule_next();
+        Ok(())
+    }
+
+    /// Rollback hooks, rollout hooks and metrics of one analysis step, requested together.
+    /// Returns whether the step passed; a failure has been counted (and may have rolled back).
+    fn analysis_passed(&mut self, canary: &str) -> Result<bool, Pending> {
+        let rollback_hooks = self.plan.hooks_of(HookKind::Rollback);
+        let rollout_hooks = self.plan.hooks_of(HookKind::Rollout);
+        let metrics: Vec<usize> = (0..self.plan.metrics.len()).collect();
+        let mut all_hooks = rollback_hooks.clone();
+        all_hooks.extend(&rollout_hooks);
+        self.require(&all_hooks, &metrics)?;
+
+        for &i in &rollback_hooks {
+            if self.obs.hooks.get(&i).is_some_and(HookOutcome::passed) {
+                let name = self.plan.webhooks[i].name.clone();
+                self.event(Severity::Warning, format!("Rollback check {name} passed"));
+                self.rollback(canary, RollbackCause::Manual);
+                return Ok(false);
+            }
+        }
+        let mut first_failure = self
+            .first_hook_failure(HookKind::Rollout)?
+            .map(|r| self.external_check_failed(&r.hook, &r.detail));
+        for (i, metric) in self.plan.metrics.iter().enumerate() {
+            let Some(outcome) = self.obs.metrics.get(&i) else { continue };
+            if let crate::MetricOutcome::Value(value) = outcome {
+                self.actions.push(Action::RecordMetric { name: metric.name.clone(), value: *value });
+            }
+            let judgement = judge(self.plan, metric, outcome, canary);
+            self.explanation.checks.push(judgement.line);
+            if first_failure.is_none() {
+                first_failure = judgement.halt_message;
+            }
+        }
+        match first_failure {
+            Some(message) => {
+                self.count_failure(canary, message);
+                Ok(false)
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// After a passing analysis step: the next weight, the next iteration, or promotion.
+    fn advance(&mut self, canary: &str) -> Flow {
+        match self.plan.strategy.clone() {
+            Strategy::Canary { weights, .. } => {
+                let current = self.status.canary_weight;
+                let Some(&next) = weights.iter().find(|w| **w > current) else {
+                    return self.promotion_gate(canary);
+                };
+                if self.traffic_increase_refused()? {
+                    return Ok(());
+                }
+                self.set_traffic(canary, next);
+                self.event(Severity::Normal, format!("Advance {} canary weight {next}", self.plan.canary_ref()));
+                self.summary(format!("analysis passed; {next}% of traffic to revision {canary}"));
+                self.schedule_next();
+                Ok(())
+            }
+            Strategy::BlueGreen { iterations } => {
+                self.status.iterations = (self.status.iterations + 1).min(iterations);
+                if self.status.iterations < iterations {
+                    let i = self.status.iterations;
+                    self.event(
+                        Severity::Normal,
+                        format!("Advance {} canary iteration {i}/{iterations}", self.plan.canary_ref()),
+                    );
+                    self.summary(format!("analysis passed; iteration {i} of {iterations}"));
+                    self.schedule_next();
+                    return Ok(());
+                }
+                self.promotion_gate(canary)
+            }
+        }
+    }
+
+    fn traffic_increase_refused(&mut self) -> Result<bool, Pending> {
+        let Some(rejection) = self.gate(HookKind::ConfirmTrafficIncrease)? else {
+            return Ok(false);
+        };
+        let message = format!(
+            "Halt {} advancement waiting for traffic increase approval {}",
+            self.plan.canary_ref(),
+            rejection.hook
+        );
+        self.event(Severity::Warning, message.clone());
+        self.summary(message);
+        self.schedule_next();
+        Ok(true)
+    }
+
+    fn promotion_gate(&mut self, canary: &str) -> Flow {
+        if let Some(rejection) = self.gate(HookKind::ConfirmPromotion)? {
+            if self.status.phase != Phase::WaitingPromotion {
+                self.status.phase = Phase::WaitingPromotion;
+                let message = format!(
+                    "Halt {} advancement waiting for promotion approval {}",
+                    self.plan.canary_ref(),
+                    rejection.hook
+                );
+                self.event(Severity::Warning, message);
+            }
+            self.summary(format!(
+                "analysis passed; promotion of {canary} waits for {} ({})",
+                rejection.hook, rejection.detail
+            ));
+            self.schedule_next();
+            return Ok(());
+        }
+        match self.plan.strategy {
+            Strategy::Canary { promotion_step: Some(step), .. } if step > 0 => {
+                self.status.phase = Phase::Promoting;
+                self.ramp(canary, step);
+            }
+            _ => self.complete_promotion(canary, true),
+        }
+        Ok(())
+    }
+
+    /// Promoting: one ramp step per interval (`stepWeightPromotion`).
+    pub(crate) fn promote_in_steps(&mut self) -> Flow {
+        let Some(canary) = self.status.canary_revision.clone() else {
+            self.status.phase = Phase::Initialized;
+            return Ok(());
+        };
+        let step = match self.plan.strategy {
+            Strategy::Canary { promotion_step: Some(step), .. } if step > 0 => step,
+            _ => 100,
+        };
+        if self.status.phase == Phase::Finalising || self.due() {
+            if self.status.phase == Phase::Finalising {
+                self.complete_promotion(&canary, true);
+            } else {
+                self.ramp(&canary, step);
+            }
+        }
+        Ok(())
+    }
+
+    fn ramp(&mut self, canary: &str, step: u8) {
+        let weight = self.status.canary_weight.saturating_add(step).min(100);
+        if weight >= 100 {
+            self.complete_promotion(canary, true);
+            return;
+        }
+        self.set_traffic(canary, weight);
+        self.event(Severity::Normal, format!("Advance {} promotion weight {weight}", self.plan.canary_ref()));
+        self.summary(format!("promoting revision {canary}: {weight}% of traffic"));
+        self.schedule_next();
+    }
+
+    fn complete_promotion(&mut self, canary: &str, analysed: bool) {
+        self.actions.push(Action::Promote { revision: canary.to_owned() });
+        if analysed {
+            let target = self.plan.target_ref();
+            self.event(Severity::Normal, format!("Promoting revision {canary} to primary of {target}"));
+            self.event(Severity::Normal, "Routing all traffic to primary".into());
+            self.event(Severity::Normal, format!("Promotion completed! Scaling down {target}"));
+        }
+        let s = &mut self.status;
+        s.phase = Phase::Succeeded;
+        s.primary_revision = Some(canary.to_owned());
+        s.canary_weight = 0;
+        s.iterations = 0;
+        s.canary_unready_since = None;
+        s.next_step_at = None;
+        self.post_rollout(Phase::Succeeded);
+        self.summary(format!("revision {canary} promoted: it is primary with 100% of traffic"));
+    }
+
+    fn count_failure(&mut self, canary: &str, message: String) {
+        self.status.failed_checks += 1;
+        self.event(Severity::Warning, message.clone());
+        if self.status.failed_checks >= self.plan.threshold {
+            self.rollback(canary, RollbackCause::Threshold);
+        } else {
+            self.summary(format!(
+                "{message} (failed checks {}/{})",
+                self.status.failed_checks, self.plan.threshold
+            ));
+            self.schedule_next();
+        }
+    }
+
+    fn rollback(&mut self, canary: &str, cause: RollbackCause) {
+        let who = self.plan.canary_ref();
+        let reason = match cause {
+            RollbackCause::Threshold => {
+                format!("Rolling back {who} failed checks threshold reached {}", self.status.failed_checks)
+            }
+            RollbackCause::Manual => format!("Rolling back {who} manual webhook invoked"),
+            RollbackCause::RevisionFailed(reason) => {
+                format!("Rolling back {who} revision {canary} failed: {reason}")
+            }
+            RollbackCause::Deadline(reason) => format!(
+                "Rolling back {who} progress deadline exceeded: revision {canary} not Ready after {}{}",
+                go_duration(self.plan.progress_deadline),
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        };
+        self.event(Severity::Warning, reason.clone());
+        self.set_traffic(canary, 0);
+        self.event(Severity::Warning, format!("Canary failed! Scaling down {}", self.plan.target_ref()));
+        let s = &mut self.status;
+        s.phase = Phase::Failed;
+        s.canary_weight = 0;
+        s.iterations = 0;
+        s.canary_unready_since = None;
+        s.next_step_at = None;
+        self.post_rollout(Phase::Failed);
+        self.summary(reason);
+    }
+
+    fn post_rollout(&mut self, phase: Phase) {
+        if !self.plan.hooks_of(HookKind::PostRollout).is_empty() {
+            self.actions.push(Action::CallHooks { kind: HookKind::PostRollout, phase });
+        }
+    }
+
+    fn external_check_failed(&self, hook: &str, detail: &str) -> String {
+        format!("Halt {} advancement external check {hook} failed {detail}", self.plan.canary_ref())
+    }
+}
+
+fn reason_suffix(readiness: &Readiness) -> String {
+    match readiness {
+        Readiness::Ready | Readiness::NotYet { reason: None } => String::new(),
+        Readiness::NotYet { reason: Some(r) } | Readiness::Failed { reason: r } => format!(": {r}"),
+    }
+}

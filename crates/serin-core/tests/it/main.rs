@@ -1,0 +1,5 @@
+//! Integration tests of the engine: whole rollouts in virtual time, and properties.
+
+mod properties;
+mod rollouts;
+mod support;
