@@ -35,9 +35,15 @@ pub fn step(plan: &Plan, status: &RolloutStatus, obs: &Observation, now: Time) -
 pub fn finalize(plan: &Plan, status: &RolloutStatus, now: Time) -> Decision {
     let obs = Observation::default();
     let mut tick = Tick::new(plan, status, &obs, now);
-    tick.event(Severity::Normal, format!("Terminating canary {}", plan.canary_ref()));
+    tick.event(
+        Severity::Normal,
+        format!("Terminating canary {}", plan.canary_ref()),
+    );
     tick.actions.push(Action::Revert);
-    tick.event(Severity::Normal, format!("Terminated canary {}", plan.canary_ref()));
+    tick.event(
+        Severity::Normal,
+        format!("Terminated canary {}", plan.canary_ref()),
+    );
     tick.status.phase = Phase::Terminating;
     tick.status.next_step_at = None;
     tick.summary("routing given back to Knative (latestRevision 100%)".into());
@@ -99,7 +105,10 @@ impl<'a> Tick<'a> {
 
     fn suspended(&mut self) -> Flow {
         if self.due() {
-            self.event(Severity::Normal, "skipping canary run as object is suspended".into());
+            self.event(
+                Severity::Normal,
+                "skipping canary run as object is suspended".into(),
+            );
             self.schedule_next();
         }
         self.summary("suspended: nothing is changed until spec.suspend is false".into());
@@ -115,7 +124,11 @@ impl<'a> Tick<'a> {
             .or_else(|| world.latest_ready.clone());
         let Some(primary) = primary else {
             if self.due() {
-                let what = if world.latest_created.is_none() { "any revision" } else { "a Ready revision" };
+                let what = if world.latest_created.is_none() {
+                    "any revision"
+                } else {
+                    "a Ready revision"
+                };
                 let message = format!(
                     "Waiting for Knative Service {} to have {what} before taking over routing",
                     self.plan.target_ref()
@@ -126,11 +139,16 @@ impl<'a> Tick<'a> {
             }
             return Ok(());
         };
-        self.actions.push(Action::Initialize { primary: primary.clone() });
+        self.actions.push(Action::Initialize {
+            primary: primary.clone(),
+        });
         self.status.primary_revision = Some(primary.clone());
         self.status.phase = Phase::Initialized;
         self.status.next_step_at = None;
-        self.event(Severity::Normal, format!("Initialization done! {}", self.plan.canary_ref()));
+        self.event(
+            Severity::Normal,
+            format!("Initialization done! {}", self.plan.canary_ref()),
+        );
         self.summary(format!("routing taken over; {primary} is primary"));
         self.detect()
     }
@@ -147,12 +165,18 @@ impl<'a> Tick<'a> {
         if is_primary || (already_handled && !waiting) {
             self.status.next_step_at = None;
             if self.explanation.summary.is_empty() {
-                self.summary(format!("nothing to roll out: latest revision {} already handled", latest.name));
+                self.summary(format!(
+                    "nothing to roll out: latest revision {} already handled",
+                    latest.name
+                ));
             }
             return Ok(());
         }
         if waiting && already_handled && !self.due() {
-            self.summary(format!("revision {} waits for confirm-rollout approval", latest.name));
+            self.summary(format!(
+                "revision {} waits for confirm-rollout approval",
+                latest.name
+            ));
             return Ok(());
         }
         if let Some(rejection) = self.gate(HookKind::ConfirmRollout)? {
@@ -207,7 +231,8 @@ impl<'a> Tick<'a> {
     }
 
     pub(crate) fn event(&mut self, severity: Severity, message: String) {
-        self.actions.push(Action::Event(Event { severity, message }));
+        self.actions
+            .push(Action::Event(Event { severity, message }));
     }
 
     pub(crate) fn summary(&mut self, summary: String) {
@@ -238,10 +263,16 @@ impl<'a> Tick<'a> {
 
     /// The outcomes of the given hooks and metrics, or a request for the missing ones.
     pub(crate) fn require(&self, hooks: &[usize], metrics: &[usize]) -> Flow {
-        let missing_hooks: Vec<usize> =
-            hooks.iter().copied().filter(|i| !self.obs.hooks.contains_key(i)).collect();
-        let missing_metrics: Vec<usize> =
-            metrics.iter().copied().filter(|i| !self.obs.metrics.contains_key(i)).collect();
+        let missing_hooks: Vec<usize> = hooks
+            .iter()
+            .copied()
+            .filter(|i| !self.obs.hooks.contains_key(i))
+            .collect();
+        let missing_metrics: Vec<usize> = metrics
+            .iter()
+            .copied()
+            .filter(|i| !self.obs.metrics.contains_key(i))
+            .collect();
         if missing_hooks.is_empty() && missing_metrics.is_empty() {
             Ok(())
         } else {
@@ -251,13 +282,21 @@ impl<'a> Tick<'a> {
 
     /// Calls the hooks of `kind` (through a request) and returns the first failure, recording
     /// every outcome in the explanation.
-    pub(crate) fn first_hook_failure(&mut self, kind: HookKind) -> Result<Option<Rejection>, Pending> {
+    pub(crate) fn first_hook_failure(
+        &mut self,
+        kind: HookKind,
+    ) -> Result<Option<Rejection>, Pending> {
         let indices = self.plan.hooks_of(kind);
         self.require(&indices, &[])?;
         let mut first = None;
         for i in indices {
             let hook = &self.plan.webhooks[i];
-            let outcome = self.obs.hooks.get(&i).cloned().unwrap_or(HookOutcome::TimedOut);
+            let outcome = self
+                .obs
+                .hooks
+                .get(&i)
+                .cloned()
+                .unwrap_or(HookOutcome::TimedOut);
             let verdict = match &outcome {
                 HookOutcome::Passed => Verdict::Pass,
                 HookOutcome::Rejected { .. } => Verdict::Fail,
@@ -270,7 +309,10 @@ impl<'a> Tick<'a> {
                 verdict,
             });
             if !outcome.passed() && first.is_none() {
-                first = Some(Rejection { hook: hook.name.clone(), detail: outcome.describe() });
+                first = Some(Rejection {
+                    hook: hook.name.clone(),
+                    detail: outcome.describe(),
+                });
             }
         }
         Ok(first)
@@ -313,7 +355,12 @@ impl<'a> Tick<'a> {
         if self.explanation.summary.is_empty() {
             self.explanation.summary = format!("phase {}", self.status.phase.as_str());
         }
-        Decision { status: self.status, actions: self.actions, wake_at, explanation: self.explanation }
+        Decision {
+            status: self.status,
+            actions: self.actions,
+            wake_at,
+            explanation: self.explanation,
+        }
     }
 }
 

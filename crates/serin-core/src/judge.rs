@@ -17,7 +17,12 @@ pub struct Judgement {
 }
 
 /// Judges one metric outcome. `canary` is the revision under analysis.
-pub fn judge(plan: &Plan, metric: &MetricCheck, outcome: &MetricOutcome, canary: &str) -> Judgement {
+pub fn judge(
+    plan: &Plan,
+    metric: &MetricCheck,
+    outcome: &MetricOutcome,
+    canary: &str,
+) -> Judgement {
     let check = format!("metric {}", metric.name);
     let bound = describe_range(metric.kind, metric.range);
     let window = go_duration(metric.window);
@@ -54,7 +59,10 @@ pub fn judge(plan: &Plan, metric: &MetricCheck, outcome: &MetricOutcome, canary:
                 bound,
                 verdict: Verdict::Error,
             },
-            halt_message: Some(format!("Prometheus query failed for {}: {err}", metric.name)),
+            halt_message: Some(format!(
+                "Prometheus query failed for {}: {err}",
+                metric.name
+            )),
         },
         MetricOutcome::Value(v) => judge_value(plan, metric, *v, check, bound),
     }
@@ -90,12 +98,27 @@ fn judge_value(
                 go_duration(millis(limit))
             ),
             MetricKind::Custom => {
-                format!("Halt {who} advancement {} {value:.2} {op} {limit}", metric.name)
+                format!(
+                    "Halt {who} advancement {} {value:.2} {op} {limit}",
+                    metric.name
+                )
             }
         }
     });
-    let verdict = if halt_message.is_some() { Verdict::Fail } else { Verdict::Pass };
-    Judgement { line: CheckVerdict { check, observed, bound, verdict }, halt_message }
+    let verdict = if halt_message.is_some() {
+        Verdict::Fail
+    } else {
+        Verdict::Pass
+    };
+    Judgement {
+        line: CheckVerdict {
+            check,
+            observed,
+            bound,
+            verdict,
+        },
+        halt_message,
+    }
 }
 
 fn millis(value: f64) -> Duration {

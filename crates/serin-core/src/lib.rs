@@ -13,6 +13,7 @@
 //! - [`step`]: the decision for one reconcile; [`Step::Need`] asks for checks first.
 //! - [`Decision`], [`Action`], [`Explanation`]: what to do and why.
 //! - [`sim`]: a simulated world with a virtual clock.
+//! - [`schedule`]: the schedule of a plan and the estimated promotion time, computed by simulation.
 //!
 //! # Embedding
 //! ```
@@ -33,14 +34,19 @@ mod judge;
 mod observe;
 mod plan;
 mod rollout;
+pub mod schedule;
 pub mod sim;
 mod status;
 mod time;
 
-pub use action::{Action, CheckVerdict, Decision, Event, Explanation, Severity, TrafficSplit, Verdict};
+pub use action::{
+    Action, CheckVerdict, Decision, Event, Explanation, Severity, TrafficSplit, Verdict,
+};
 pub use engine::{Step, finalize, step};
 pub use judge::{Judgement, judge};
-pub use observe::{CheckRequest, HookOutcome, MetricOutcome, Observation, Readiness, Revision, World};
+pub use observe::{
+    CheckRequest, HookOutcome, MetricOutcome, Observation, Readiness, Revision, World,
+};
 pub use plan::{Hook, HookKind, MetricCheck, MetricKind, Plan, Strategy, ThresholdRange};
 pub use status::{ConditionStatus, Phase, RolloutStatus};
 pub use time::{Time, go_duration};

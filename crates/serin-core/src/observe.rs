@@ -29,7 +29,10 @@ pub struct Revision {
 impl Revision {
     /// A Ready revision.
     pub fn ready(name: &str) -> Self {
-        Self { name: name.to_owned(), readiness: Readiness::Ready }
+        Self {
+            name: name.to_owned(),
+            readiness: Readiness::Ready,
+        }
     }
 }
 
@@ -115,7 +118,10 @@ pub struct Observation {
 impl Observation {
     /// An observation of the revisions only, before any check has run.
     pub fn of(world: World) -> Self {
-        Self { world, ..Self::default() }
+        Self {
+            world,
+            ..Self::default()
+        }
     }
 }
 

@@ -28,7 +28,10 @@ impl Tick<'_> {
         {
             self.event(
                 Severity::Normal,
-                format!("New revision detected! Restarting analysis for {}", self.plan.target_ref()),
+                format!(
+                    "New revision detected! Restarting analysis for {}",
+                    self.plan.target_ref()
+                ),
             );
             self.set_traffic(&latest.name, 0);
             self.start_rollout(&latest.name);
@@ -41,7 +44,10 @@ impl Tick<'_> {
         if self.plan.skip_analysis {
             self.event(
                 Severity::Normal,
-                format!("Promotion completed! Canary analysis was skipped for {}", self.plan.target_ref()),
+                format!(
+                    "Promotion completed! Canary analysis was skipped for {}",
+                    self.plan.target_ref()
+                ),
             );
             self.complete_promotion(&canary, false);
             return Ok(());
@@ -78,7 +84,9 @@ impl Tick<'_> {
     fn canary_ready(&mut self, canary: &str) -> bool {
         let readiness = match &self.obs.world.latest_created {
             Some(rev) if rev.name == canary => rev.readiness.clone(),
-            _ => Readiness::NotYet { reason: Some(format!("revision {canary} is not reported by Knative")) },
+            _ => Readiness::NotYet {
+                reason: Some(format!("revision {canary} is not reported by Knative")),
+            },
         };
         match readiness {
             Readiness::Ready => {
@@ -143,7 +151,9 @@ impl Tick<'_> {
                     Severity::Normal,
                     format!("Advance {} canary weight {weight}", self.plan.canary_ref()),
                 );
-                self.summary(format!("first step: {weight}% of traffic to revision {canary}"));
+                self.summary(format!(
+                    "first step: {weight}% of traffic to revision {canary}"
+                ));
             }
             Strategy::BlueGreen { iterations } => {
                 if let Some(rejection) = self.first_hook_failure(HookKind::Rollout)? {
@@ -159,7 +169,9 @@ impl Tick<'_> {
                         self.plan.target_ref()
                     ),
                 );
-                self.summary(format!("blue/green: load tests started against revision {canary}"));
+                self.summary(format!(
+                    "blue/green: load tests started against revision {canary}"
+                ));
             }
         }
         self.status.analysis_started_at = Some(self.now);
@@ -189,9 +201,14 @@ impl Tick<'_> {
             .first_hook_failure(HookKind::Rollout)?
             .map(|r| self.external_check_failed(&r.hook, &r.detail));
         for (i, metric) in self.plan.metrics.iter().enumerate() {
-            let Some(outcome) = self.obs.metrics.get(&i) else { continue };
+            let Some(outcome) = self.obs.metrics.get(&i) else {
+                continue;
+            };
             if let crate::MetricOutcome::Value(value) = outcome {
-                self.actions.push(Action::RecordMetric { name: metric.name.clone(), value: *value });
+                self.actions.push(Action::RecordMetric {
+                    name: metric.name.clone(),
+                    value: *value,
+                });
             }
             let judgement = judge(self.plan, metric, outcome, canary);
             self.explanation.checks.push(judgement.line);
@@ -220,8 +237,13 @@ impl Tick<'_> {
                     return Ok(());
                 }
                 self.set_traffic(canary, next);
-                self.event(Severity::Normal, format!("Advance {} canary weight {next}", self.plan.canary_ref()));
-                self.summary(format!("analysis passed; {next}% of traffic to revision {canary}"));
+                self.event(
+                    Severity::Normal,
+                    format!("Advance {} canary weight {next}", self.plan.canary_ref()),
+                );
+                self.summary(format!(
+                    "analysis passed; {next}% of traffic to revision {canary}"
+                ));
                 self.schedule_next();
                 Ok(())
             }
@@ -231,7 +253,10 @@ impl Tick<'_> {
                     let i = self.status.iterations;
                     self.event(
                         Severity::Normal,
-                        format!("Advance {} canary iteration {i}/{iterations}", self.plan.canary_ref()),
+                        format!(
+                            "Advance {} canary iteration {i}/{iterations}",
+                            self.plan.canary_ref()
+                        ),
                     );
                     self.summary(format!("analysis passed; iteration {i} of {iterations}"));
                     self.schedule_next();
@@ -276,7 +301,10 @@ impl Tick<'_> {
             return Ok(());
         }
         match self.plan.strategy {
-            Strategy::Canary { promotion_step: Some(step), .. } if step > 0 => {
+            Strategy::Canary {
+                promotion_step: Some(step),
+                ..
+            } if step > 0 => {
                 self.status.phase = Phase::Promoting;
                 self.ramp(canary, step);
             }
@@ -292,7 +320,10 @@ impl Tick<'_> {
             return Ok(());
         };
         let step = match self.plan.strategy {
-            Strategy::Canary { promotion_step: Some(step), .. } if step > 0 => step,
+            Strategy::Canary {
+                promotion_step: Some(step),
+                ..
+            } if step > 0 => step,
             _ => 100,
         };
         if self.status.phase == Phase::Finalising || self.due() {
@@ -312,18 +343,32 @@ impl Tick<'_> {
             return;
         }
         self.set_traffic(canary, weight);
-        self.event(Severity::Normal, format!("Advance {} promotion weight {weight}", self.plan.canary_ref()));
+        self.event(
+            Severity::Normal,
+            format!(
+                "Advance {} promotion weight {weight}",
+                self.plan.canary_ref()
+            ),
+        );
         self.summary(format!("promoting revision {canary}: {weight}% of traffic"));
         self.schedule_next();
     }
 
     fn complete_promotion(&mut self, canary: &str, analysed: bool) {
-        self.actions.push(Action::Promote { revision: canary.to_owned() });
+        self.actions.push(Action::Promote {
+            revision: canary.to_owned(),
+        });
         if analysed {
             let target = self.plan.target_ref();
-            self.event(Severity::Normal, format!("Promoting revision {canary} to primary of {target}"));
+            self.event(
+                Severity::Normal,
+                format!("Promoting revision {canary} to primary of {target}"),
+            );
             self.event(Severity::Normal, "Routing all traffic to primary".into());
-            self.event(Severity::Normal, format!("Promotion completed! Scaling down {target}"));
+            self.event(
+                Severity::Normal,
+                format!("Promotion completed! Scaling down {target}"),
+            );
         }
         let s = &mut self.status;
         s.phase = Phase::Succeeded;
@@ -333,7 +378,9 @@ impl Tick<'_> {
         s.canary_unready_since = None;
         s.next_step_at = None;
         self.post_rollout(Phase::Succeeded);
-        self.summary(format!("revision {canary} promoted: it is primary with 100% of traffic"));
+        self.summary(format!(
+            "revision {canary} promoted: it is primary with 100% of traffic"
+        ));
     }
 
     fn count_failure(&mut self, canary: &str, message: String) {
@@ -354,7 +401,10 @@ impl Tick<'_> {
         let who = self.plan.canary_ref();
         let reason = match cause {
             RollbackCause::Threshold => {
-                format!("Rolling back {who} failed checks threshold reached {}", self.status.failed_checks)
+                format!(
+                    "Rolling back {who} failed checks threshold reached {}",
+                    self.status.failed_checks
+                )
             }
             RollbackCause::Manual => format!("Rolling back {who} manual webhook invoked"),
             RollbackCause::RevisionFailed(reason) => {
@@ -368,7 +418,10 @@ impl Tick<'_> {
         };
         self.event(Severity::Warning, reason.clone());
         self.set_traffic(canary, 0);
-        self.event(Severity::Warning, format!("Canary failed! Scaling down {}", self.plan.target_ref()));
+        self.event(
+            Severity::Warning,
+            format!("Canary failed! Scaling down {}", self.plan.target_ref()),
+        );
         let s = &mut self.status;
         s.phase = Phase::Failed;
         s.canary_weight = 0;
@@ -381,12 +434,18 @@ impl Tick<'_> {
 
     fn post_rollout(&mut self, phase: Phase) {
         if !self.plan.hooks_of(HookKind::PostRollout).is_empty() {
-            self.actions.push(Action::CallHooks { kind: HookKind::PostRollout, phase });
+            self.actions.push(Action::CallHooks {
+                kind: HookKind::PostRollout,
+                phase,
+            });
         }
     }
 
     fn external_check_failed(&self, hook: &str, detail: &str) -> String {
-        format!("Halt {} advancement external check {hook} failed {detail}", self.plan.canary_ref())
+        format!(
+            "Halt {} advancement external check {hook} failed {detail}",
+            self.plan.canary_ref()
+        )
     }
 }
 

@@ -52,7 +52,10 @@ impl Responder for AllPass {
 
     fn hook(&mut self, hook: &Hook, _: &CheckContext) -> HookOutcome {
         match hook.kind {
-            crate::HookKind::Rollback => HookOutcome::Rejected { status: 403, body: "closed".into() },
+            crate::HookKind::Rollback => HookOutcome::Rejected {
+                status: 403,
+                body: "closed".into(),
+            },
             _ => HookOutcome::Passed,
         }
     }
@@ -73,7 +76,10 @@ pub struct SimWorld {
 impl SimWorld {
     /// Creates a revision (the newest).
     pub fn create_revision(&mut self, name: &str, readiness: Readiness) {
-        self.revisions.push(Revision { name: name.to_owned(), readiness });
+        self.revisions.push(Revision {
+            name: name.to_owned(),
+            readiness,
+        });
     }
 
     /// Changes the readiness of a revision.
@@ -86,10 +92,16 @@ impl SimWorld {
     /// What a router would observe.
     pub fn observe(&self) -> World {
         let primary = self.primary.as_ref().map(|name| {
-            self.revisions.iter().find(|r| &r.name == name).cloned().unwrap_or(Revision {
-                name: name.clone(),
-                readiness: Readiness::Failed { reason: "revision not found".into() },
-            })
+            self.revisions
+                .iter()
+                .find(|r| &r.name == name)
+                .cloned()
+                .unwrap_or(Revision {
+                    name: name.clone(),
+                    readiness: Readiness::Failed {
+                        reason: "revision not found".into(),
+                    },
+                })
         });
         World {
             primary,
@@ -117,7 +129,12 @@ impl SimWorld {
             }
             Action::Revert => {
                 self.primary = None;
-                self.traffic = self.revisions.last().map(|r| (r.name.clone(), 100)).into_iter().collect();
+                self.traffic = self
+                    .revisions
+                    .last()
+                    .map(|r| (r.name.clone(), 100))
+                    .into_iter()
+                    .collect();
             }
             Action::CallHooks { .. } | Action::Event(_) | Action::RecordMetric { .. } => {}
         }
@@ -261,7 +278,10 @@ pub fn example_plan() -> Plan {
         target_kind: "Service".into(),
         interval: Duration::from_secs(15),
         threshold: 15,
-        strategy: Strategy::Canary { weights: Strategy::linear(10, 50), promotion_step: None },
+        strategy: Strategy::Canary {
+            weights: Strategy::linear(10, 50),
+            promotion_step: None,
+        },
         progress_deadline: Duration::from_secs(60),
         skip_analysis: false,
         suspend: false,
@@ -269,16 +289,25 @@ pub fn example_plan() -> Plan {
             MetricCheck {
                 name: "request-success-rate".into(),
                 kind: MetricKind::SuccessRate,
-                range: ThresholdRange { min: Some(99.0), max: None },
+                range: ThresholdRange {
+                    min: Some(99.0),
+                    max: None,
+                },
                 window: Duration::from_secs(60),
             },
             MetricCheck {
                 name: "request-duration".into(),
                 kind: MetricKind::Duration,
-                range: ThresholdRange { min: None, max: Some(500.0) },
+                range: ThresholdRange {
+                    min: None,
+                    max: Some(500.0),
+                },
                 window: Duration::from_secs(60),
             },
         ],
-        webhooks: vec![Hook { name: "load-test".into(), kind: HookKind::Rollout }],
+        webhooks: vec![Hook {
+            name: "load-test".into(),
+            kind: HookKind::Rollout,
+        }],
     }
 }

@@ -159,6 +159,11 @@ pub struct RolloutStatus {
 impl RolloutStatus {
     /// The fields whose change moves `last_transition_at`.
     pub(crate) fn transition_key(&self) -> (Phase, u8, u32, u32) {
-        (self.phase, self.canary_weight, self.failed_checks, self.iterations)
+        (
+            self.phase,
+            self.canary_weight,
+            self.failed_checks,
+            self.iterations,
+        )
     }
 }

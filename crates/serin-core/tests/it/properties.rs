@@ -18,36 +18,55 @@ struct Beat {
 }
 
 fn beat() -> impl Strategy<Value = Beat> {
-    (0u64..40, prop::bool::weighted(0.08), 0u8..10, 0u8..10, prop::bool::weighted(0.7), prop::bool::weighted(0.03))
-        .prop_map(|(advance_secs, new_revision, readiness, metric, gates_open, rollback_hook)| Beat {
-            advance_secs,
-            new_revision,
-            readiness,
-            metric,
-            gates_open,
-            rollback_hook,
-        })
+    (
+        0u64..40,
+        prop::bool::weighted(0.08),
+        0u8..10,
+        0u8..10,
+        prop::bool::weighted(0.7),
+        prop::bool::weighted(0.03),
+    )
+        .prop_map(
+            |(advance_secs, new_revision, readiness, metric, gates_open, rollback_hook)| Beat {
+                advance_secs,
+                new_revision,
+                readiness,
+                metric,
+                gates_open,
+                rollback_hook,
+            },
+        )
 }
 
 fn plan_variant() -> impl Strategy<Value = serin_core::Plan> {
-    (1u32..5, 1u8..60, 1u8..=100, prop::bool::ANY, 0u8..40).prop_map(|(threshold, step, max, blue_green, promo)| {
-        let mut plan = example_plan();
-        plan.threshold = threshold;
-        plan.strategy = if blue_green {
-            Rollout::BlueGreen { iterations: u32::from(step % 5) + 1 }
-        } else {
-            Rollout::Canary { weights: Rollout::linear(step, max), promotion_step: (promo > 20).then_some(promo) }
-        };
-        for (name, kind) in [
-            ("rollout-gate", HookKind::ConfirmRollout),
-            ("more", HookKind::ConfirmTrafficIncrease),
-            ("promote", HookKind::ConfirmPromotion),
-            ("abort", HookKind::Rollback),
-        ] {
-            plan.webhooks.push(serin_core::Hook { name: name.into(), kind });
-        }
-        plan
-    })
+    (1u32..5, 1u8..60, 1u8..=100, prop::bool::ANY, 0u8..40).prop_map(
+        |(threshold, step, max, blue_green, promo)| {
+            let mut plan = example_plan();
+            plan.threshold = threshold;
+            plan.strategy = if blue_green {
+                Rollout::BlueGreen {
+                    iterations: u32::from(step % 5) + 1,
+                }
+            } else {
+                Rollout::Canary {
+                    weights: Rollout::linear(step, max),
+                    promotion_step: (promo > 20).then_some(promo),
+                }
+            };
+            for (name, kind) in [
+                ("rollout-gate", HookKind::ConfirmRollout),
+                ("more", HookKind::ConfirmTrafficIncrease),
+                ("promote", HookKind::ConfirmPromotion),
+                ("abort", HookKind::Rollback),
+            ] {
+                plan.webhooks.push(serin_core::Hook {
+                    name: name.into(),
+                    kind,
+                });
+            }
+            plan
+        },
+    )
 }
 
 proptest! {

@@ -55,7 +55,11 @@ fn load_test_hook_is_called_at_detection_so_load_flows_before_the_first_check() 
     });
     let mut sim = started(example_plan(), responder, Readiness::Ready);
     let first = calls.take();
-    assert_eq!(first, vec![(0, Phase::Progressing)], "load test must start with the first step");
+    assert_eq!(
+        first,
+        vec![(0, Phase::Progressing)],
+        "load test must start with the first step"
+    );
     sim.run_until(crate::support::at(15));
     assert_eq!(calls.take().len(), 1, "and again at the first metric check");
 }
@@ -69,18 +73,30 @@ fn seed_rolls_back_on_errors_at_the_threshold_th_failure() {
     let mut sim = started(example_plan(), responder, Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     let events = sim.event_messages();
-    let halts = events.iter().filter(|m| *m == "Halt podinfo.test advancement success rate 61.39% < 99%").count();
+    let halts = events
+        .iter()
+        .filter(|m| *m == "Halt podinfo.test advancement success rate 61.39% < 99%")
+        .count();
     assert_eq!(halts, 15);
     assert_eq!(
         &events[events.len() - 2..],
-        ["Rolling back podinfo.test failed checks threshold reached 15", "Canary failed! Scaling down podinfo.test"]
+        [
+            "Rolling back podinfo.test failed checks threshold reached 15",
+            "Canary failed! Scaling down podinfo.test"
+        ]
     );
     // The 15th failed check is at 15 × 15 s, and the rollback happens on that tick.
     let (rollback_time, _) = sim.log.last().expect("log");
     assert_eq!(*rollback_time, at(225));
     assert_eq!(sim.status.phase, Phase::Failed);
     assert_eq!(sim.status.failed_checks, 15);
-    assert_eq!(sim.world.traffic, vec![("podinfo-00001".to_owned(), 100), ("podinfo-00002".to_owned(), 0)]);
+    assert_eq!(
+        sim.world.traffic,
+        vec![
+            ("podinfo-00001".to_owned(), 100),
+            ("podinfo-00002".to_owned(), 0)
+        ]
+    );
 }
 
 #[test]
@@ -137,7 +153,9 @@ fn newer_revision_restarts_analysis_and_the_older_is_never_promoted() {
 
 #[test]
 fn revision_never_ready_is_rolled_back_at_the_progress_deadline() {
-    let not_yet = Readiness::NotYet { reason: Some("ContainerCreating".into()) };
+    let not_yet = Readiness::NotYet {
+        reason: Some("ContainerCreating".into()),
+    };
     let mut sim = started(example_plan(), Scripted::all_pass(), not_yet);
     assert!(sim.run_until_idle(at(3600)));
     assert_transcript(
@@ -156,16 +174,27 @@ fn revision_never_ready_is_rolled_back_at_the_progress_deadline() {
 fn failed_revision_is_rolled_back_at_once() {
     let mut sim = started(example_plan(), Scripted::all_pass(), Readiness::Ready);
     sim.run_until(at(20));
-    sim.world.set_readiness("podinfo-00002", Readiness::Failed { reason: "ImagePullBackOff".into() });
+    sim.world.set_readiness(
+        "podinfo-00002",
+        Readiness::Failed {
+            reason: "ImagePullBackOff".into(),
+        },
+    );
     let _ = sim.step_now();
     assert_eq!(sim.status.phase, Phase::Failed);
-    assert!(sim.event_messages().contains(&"Rolling back podinfo.test revision podinfo-00002 failed: ImagePullBackOff".to_owned()));
+    assert!(sim.event_messages().contains(
+        &"Rolling back podinfo.test revision podinfo-00002 failed: ImagePullBackOff".to_owned()
+    ));
     assert_eq!(sim.world.traffic[0], ("podinfo-00001".to_owned(), 100));
 }
 
 #[test]
 fn late_readiness_starts_the_first_step_when_the_revision_becomes_ready() {
-    let mut sim = started(example_plan(), Scripted::all_pass(), Readiness::NotYet { reason: None });
+    let mut sim = started(
+        example_plan(),
+        Scripted::all_pass(),
+        Readiness::NotYet { reason: None },
+    );
     sim.now = at(7);
     sim.world.set_readiness("podinfo-00002", Readiness::Ready);
     let _ = sim.step_now();
@@ -175,38 +204,58 @@ fn late_readiness_starts_the_first_step_when_the_revision_becomes_ready() {
 }
 
 fn gate(name: &str, kind: HookKind) -> Hook {
-    Hook { name: name.into(), kind }
+    Hook {
+        name: name.into(),
+        kind,
+    }
 }
 
 #[test]
 fn confirm_promotion_gate_holds_then_promotes_when_opened() {
     let mut plan = example_plan();
-    plan.webhooks.push(gate("approve", HookKind::ConfirmPromotion));
+    plan.webhooks
+        .push(gate("approve", HookKind::ConfirmPromotion));
     let open = Rc::new(Cell::new(false));
     let gate_state = open.clone();
     let responder = Scripted::all_pass().hook(move |h, _| match h.kind {
-        HookKind::ConfirmPromotion if !gate_state.get() => HookOutcome::Rejected { status: 403, body: "Forbidden".into() },
+        HookKind::ConfirmPromotion if !gate_state.get() => HookOutcome::Rejected {
+            status: 403,
+            body: "Forbidden".into(),
+        },
         _ => HookOutcome::Passed,
     });
     let mut sim = started(plan, responder, Readiness::Ready);
     sim.run_until(at(120));
     assert_eq!(sim.status.phase, Phase::WaitingPromotion);
-    assert_eq!(sim.status.canary_weight, 50, "status shows the real weight while waiting");
-    let waits = sim.event_messages().iter().filter(|m| m.contains("waiting for promotion approval approve")).count();
+    assert_eq!(
+        sim.status.canary_weight, 50,
+        "status shows the real weight while waiting"
+    );
+    let waits = sim
+        .event_messages()
+        .iter()
+        .filter(|m| m.contains("waiting for promotion approval approve"))
+        .count();
     assert_eq!(waits, 1, "the wait is announced once");
     open.set(true);
     assert!(sim.run_until_idle(at(3600)));
-    assert!(crate::support::transcript(&sim).contains("+135 Normal Confirm-promotion check approve passed\n+135 promote podinfo-00002"));
+    assert!(crate::support::transcript(&sim).contains(
+        "+135 Normal Confirm-promotion check approve passed\n+135 promote podinfo-00002"
+    ));
 }
 
 #[test]
 fn confirm_rollout_gate_holds_the_revision_in_waiting() {
     let mut plan = example_plan();
-    plan.webhooks.insert(0, gate("start", HookKind::ConfirmRollout));
+    plan.webhooks
+        .insert(0, gate("start", HookKind::ConfirmRollout));
     let open = Rc::new(Cell::new(false));
     let gate_state = open.clone();
     let responder = Scripted::all_pass().hook(move |h, _| match h.kind {
-        HookKind::ConfirmRollout if !gate_state.get() => HookOutcome::Rejected { status: 403, body: "Forbidden".into() },
+        HookKind::ConfirmRollout if !gate_state.get() => HookOutcome::Rejected {
+            status: 403,
+            body: "Forbidden".into(),
+        },
         _ => HookOutcome::Passed,
     });
     let mut sim = started(plan, responder, Readiness::Ready);
@@ -217,8 +266,14 @@ fn confirm_rollout_gate_holds_the_revision_in_waiting() {
     open.set(true);
     assert!(sim.run_until_idle(at(3600)));
     let text = crate::support::transcript(&sim);
-    assert!(text.contains("+0 Warning Halt podinfo.test advancement waiting for approval start"), "{text}");
-    assert!(text.contains("+45 Normal Confirm-rollout check start passed"), "{text}");
+    assert!(
+        text.contains("+0 Warning Halt podinfo.test advancement waiting for approval start"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+45 Normal Confirm-rollout check start passed"),
+        "{text}"
+    );
     assert!(text.contains("+120 promote podinfo-00002"), "{text}");
 }
 
@@ -228,13 +283,19 @@ fn rollback_hook_success_rolls_back() {
     plan.webhooks.push(gate("abort", HookKind::Rollback));
     let responder = Scripted::all_pass().hook(|h, ctx| match h.kind {
         HookKind::Rollback if ctx.canary_weight >= 20 => HookOutcome::Passed,
-        HookKind::Rollback => HookOutcome::Rejected { status: 404, body: String::new() },
+        HookKind::Rollback => HookOutcome::Rejected {
+            status: 404,
+            body: String::new(),
+        },
         _ => HookOutcome::Passed,
     });
     let mut sim = started(plan, responder, Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     let events = sim.event_messages();
-    assert!(events.contains(&"Rolling back podinfo.test manual webhook invoked".to_owned()), "{events:#?}");
+    assert!(
+        events.contains(&"Rolling back podinfo.test manual webhook invoked".to_owned()),
+        "{events:#?}"
+    );
     assert_eq!(sim.status.phase, Phase::Failed);
 }
 
@@ -247,7 +308,11 @@ fn skip_analysis_promotes_at_once_with_routing_after_the_primary_swap() {
     assert_eq!(sim.world.primary.as_deref(), Some("podinfo-00002"));
     assert_eq!(sim.world.traffic, vec![("podinfo-00002".to_owned(), 100)]);
     assert!(sim.run_until_idle(at(3600)));
-    assert!(sim.event_messages().contains(&"Promotion completed! Canary analysis was skipped for podinfo.test".to_owned()));
+    assert!(
+        sim.event_messages().contains(
+            &"Promotion completed! Canary analysis was skipped for podinfo.test".to_owned()
+        )
+    );
 }
 
 #[test]
@@ -258,11 +323,17 @@ fn suspend_freezes_the_analysis_and_resume_continues_where_it_was() {
     sim.plan.suspend = true;
     sim.run_until(at(100));
     assert_eq!(sim.status.canary_weight, 20);
-    assert!(sim.event_messages().contains(&"skipping canary run as object is suspended".to_owned()));
+    assert!(
+        sim.event_messages()
+            .contains(&"skipping canary run as object is suspended".to_owned())
+    );
     sim.plan.suspend = false;
     assert!(sim.run_until_idle(at(3600)));
     assert_eq!(sim.status.phase, Phase::Succeeded);
-    assert_eq!(sim.status.primary_revision.as_deref(), Some("podinfo-00002"));
+    assert_eq!(
+        sim.status.primary_revision.as_deref(),
+        Some("podinfo-00002")
+    );
 }
 
 #[test]
@@ -271,14 +342,20 @@ fn pre_rollout_failure_counts_and_retries_each_interval() {
     plan.threshold = 3;
     plan.webhooks.push(gate("smoke", HookKind::PreRollout));
     let responder = Scripted::all_pass().hook(|h, _| match h.kind {
-        HookKind::PreRollout => HookOutcome::Rejected { status: 500, body: "smoke test failed".into() },
+        HookKind::PreRollout => HookOutcome::Rejected {
+            status: 500,
+            body: "smoke test failed".into(),
+        },
         _ => HookOutcome::Passed,
     });
     let mut sim = started(plan, responder, Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     let text = crate::support::transcript(&sim);
     assert!(text.contains("+0 Warning Halt podinfo.test advancement pre-rollout check smoke failed status 500: smoke test failed"), "{text}");
-    assert!(text.contains("+30 Warning Rolling back podinfo.test failed checks threshold reached 3"), "{text}");
+    assert!(
+        text.contains("+30 Warning Rolling back podinfo.test failed checks threshold reached 3"),
+        "{text}"
+    );
     assert!(!text.contains("Advance"), "{text}");
 }
 
@@ -289,8 +366,14 @@ fn blue_green_keeps_the_canary_at_zero_and_promotes_after_the_iterations() {
     let mut sim = started(plan, Scripted::all_pass(), Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     let text = crate::support::transcript(&sim);
-    assert!(text.contains("+0 traffic podinfo-00001 100% / podinfo-00002 0%"), "{text}");
-    assert!(text.contains("+15 Normal Advance podinfo.test canary iteration 1/3"), "{text}");
+    assert!(
+        text.contains("+0 traffic podinfo-00001 100% / podinfo-00002 0%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+15 Normal Advance podinfo.test canary iteration 1/3"),
+        "{text}"
+    );
     assert!(text.contains("+45 promote podinfo-00002"), "{text}");
     assert!(!text.contains("podinfo-00002 10%"), "{text}");
 }
@@ -298,18 +381,25 @@ fn blue_green_keeps_the_canary_at_zero_and_promotes_after_the_iterations() {
 #[test]
 fn step_weight_promotion_ramps_the_analysed_revision_to_100() {
     let mut plan = example_plan();
-    plan.strategy = Strategy::Canary { weights: Strategy::linear(10, 50), promotion_step: Some(25) };
+    plan.strategy = Strategy::Canary {
+        weights: Strategy::linear(10, 50),
+        promotion_step: Some(25),
+    };
     let mut sim = started(plan, Scripted::all_pass(), Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     let text = crate::support::transcript(&sim);
-    assert!(text.contains("+75 traffic podinfo-00001 25% / podinfo-00002 75%"), "{text}");
+    assert!(
+        text.contains("+75 traffic podinfo-00001 25% / podinfo-00002 75%"),
+        "{text}"
+    );
     assert!(text.contains("+90 promote podinfo-00002"), "{text}");
 }
 
 #[test]
 fn traffic_increase_gate_halts_without_counting_a_failure() {
     let mut plan = example_plan();
-    plan.webhooks.push(gate("more", HookKind::ConfirmTrafficIncrease));
+    plan.webhooks
+        .push(gate("more", HookKind::ConfirmTrafficIncrease));
     let responder = Scripted::all_pass().hook(|h, ctx| match h.kind {
         HookKind::ConfirmTrafficIncrease if ctx.canary_weight >= 20 => HookOutcome::TimedOut,
         _ => HookOutcome::Passed,
@@ -325,14 +415,21 @@ fn traffic_increase_gate_halts_without_counting_a_failure() {
 fn a_failed_rollout_is_not_retried_until_a_newer_revision_appears() {
     let mut plan = example_plan();
     plan.threshold = 1;
-    let responder = Scripted::all_pass().metric(|_, _| MetricOutcome::Error("connection refused".into()));
+    let responder =
+        Scripted::all_pass().metric(|_, _| MetricOutcome::Error("connection refused".into()));
     let mut sim = started(plan, responder, Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     assert_eq!(sim.status.phase, Phase::Failed);
     let before = sim.log.len();
     let _ = sim.step_now();
-    assert_eq!(sim.log.len(), before, "nothing happens for the rolled-back revision");
-    assert!(sim.event_messages().contains(&"Prometheus query failed for request-success-rate: connection refused".to_owned()));
+    assert_eq!(
+        sim.log.len(),
+        before,
+        "nothing happens for the rolled-back revision"
+    );
+    assert!(sim.event_messages().contains(
+        &"Prometheus query failed for request-success-rate: connection refused".to_owned()
+    ));
     sim.world.create_revision("podinfo-00003", Readiness::Ready);
     let _ = sim.step_now();
     assert_eq!(sim.status.phase, Phase::Progressing);

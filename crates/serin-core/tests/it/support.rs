@@ -15,10 +15,15 @@ pub fn at(secs: u64) -> Time {
     T0 + Duration::from_secs(secs)
 }
 
+/// Answers a metric query.
+pub type MetricFn = Box<dyn FnMut(&MetricCheck, &CheckContext) -> MetricOutcome>;
+/// Answers a webhook call.
+pub type HookFn = Box<dyn FnMut(&Hook, &CheckContext) -> HookOutcome>;
+
 /// A responder driven by closures over the check context.
 pub struct Scripted {
-    pub metric: Box<dyn FnMut(&MetricCheck, &CheckContext) -> MetricOutcome>,
-    pub hook: Box<dyn FnMut(&Hook, &CheckContext) -> HookOutcome>,
+    pub metric: MetricFn,
+    pub hook: HookFn,
 }
 
 impl Scripted {
@@ -26,13 +31,19 @@ impl Scripted {
         Scripted {
             metric: Box::new(|m, _| MetricOutcome::Value(passing_value(m))),
             hook: Box::new(|h, _| match h.kind {
-                HookKind::Rollback => HookOutcome::Rejected { status: 403, body: "Forbidden".into() },
+                HookKind::Rollback => HookOutcome::Rejected {
+                    status: 403,
+                    body: "Forbidden".into(),
+                },
                 _ => HookOutcome::Passed,
             }),
         }
     }
 
-    pub fn metric(mut self, f: impl FnMut(&MetricCheck, &CheckContext) -> MetricOutcome + 'static) -> Self {
+    pub fn metric(
+        mut self,
+        f: impl FnMut(&MetricCheck, &CheckContext) -> MetricOutcome + 'static,
+    ) -> Self {
         self.metric = Box::new(f);
         self
     }
@@ -75,7 +86,13 @@ pub fn transcript(sim: &Simulation<Scripted>) -> String {
         let line = match happening {
             Happening::Event(e) => format!("{} {}", e.severity.as_str(), e.message),
             Happening::Traffic(t) => {
-                format!("traffic {} {}% / {} {}%", t.primary, t.primary_weight(), t.canary, t.canary_weight)
+                format!(
+                    "traffic {} {}% / {} {}%",
+                    t.primary,
+                    t.primary_weight(),
+                    t.canary,
+                    t.canary_weight
+                )
             }
             Happening::Promoted(r) => format!("promote {r}"),
             Happening::Initialized(r) => format!("initialize {r}"),
@@ -90,6 +107,14 @@ pub fn transcript(sim: &Simulation<Scripted>) -> String {
 #[track_caller]
 pub fn assert_transcript(sim: &Simulation<Scripted>, expected: &str) {
     let actual = transcript(sim);
-    let expected: String = expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
-    assert!(actual == expected, "transcript mismatch\n--- expected\n{expected}--- actual\n{actual}");
+    let expected: String = expected
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        actual == expected,
+        "transcript mismatch\n--- expected\n{expected}--- actual\n{actual}"
+    );
 }

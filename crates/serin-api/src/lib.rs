@@ -1,0 +1,52 @@
+//! Serin's Kubernetes API types: the Flagger-compatible `Canary` and `MetricTemplate`
+//! custom resources (`flagger.app/v1beta1`), their validation, and their conversion into
+//! `serin-core` plans and statuses.
+//!
+//! This crate defines types and checks them; it does not talk to a cluster (no client, no
+//! runtime) and does not decide anything about a rollout.
+//!
+//! # Layout
+//! - [`Canary`] / [`CanarySpec`]: every field of Flagger's Canary parses; mesh-only fields are
+//!   kept and reported as unsupported.
+//! - [`CanaryStatus`]: Flagger's status fields plus Serin's, and the round trip to the engine's
+//!   `RolloutStatus`.
+//! - [`MetricTemplate`].
+//! - [`validate()`]: Canary → `Plan`, with errors naming the field path.
+//! - [`canaries_in`]: Canaries from multi-document YAML.
+//! - [`crd_documents`]: the CRDs as YAML, for `deploy/crds/`.
+
+mod canary;
+mod documents;
+mod schema;
+mod status;
+mod template;
+mod validate;
+
+pub use canary::{
+    Canary, CanaryAnalysis, CanaryMetric, CanarySpec, CanaryThresholdRange, CanaryWebhook,
+    CrossNamespaceRef, TargetRef,
+};
+pub use documents::{CanaryDocument, YamlError, canaries_in};
+pub use status::{
+    CanaryCondition, CanaryStatus, LastDecision, parse_time, revision_digest, rfc3339,
+};
+pub use template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
+pub use validate::{
+    DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT,
+    InvalidCanary, Problem, Validated, parse_duration, validate, webhook_timeout,
+};
+
+/// The CRDs Serin serves, as `(file name, YAML)` pairs for `deploy/crds/`.
+pub fn crd_documents() -> Result<Vec<(&'static str, String)>, serde_saphyr::SerializeError> {
+    use kube::CustomResourceExt;
+    Ok(vec![
+        (
+            "canaries.flagger.app.yaml",
+            serde_saphyr::to_string(&Canary::crd())?,
+        ),
+        (
+            "metrictemplates.flagger.app.yaml",
+            serde_saphyr::to_string(&MetricTemplate::crd())?,
+        ),
+    ])
+}

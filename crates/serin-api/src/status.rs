@@ -1,0 +1,326 @@
+//! `Canary.status`: Flagger's fields plus Serin's, and the conversion to and from the
+//! engine's [`RolloutStatus`].
+//!
+//! Everything the engine needs to continue after a restart is stored here.
+
+use k8s_openapi::jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serin_core::{Explanation, Phase, RolloutStatus, Time};
+
+/// `Canary.status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    /// Flagger's phase name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Failed checks in the current (or last) rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_checks: Option<i64>,
+    /// Traffic percentage on the canary revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i64>,
+    /// Blue/green iterations passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<i64>,
+    /// Digest of the revision under analysis (Flagger-compatible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_spec: Option<String>,
+    /// Digest of the last promoted revision (Flagger-compatible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_promoted_spec: Option<String>,
+    /// When phase, weight, failed checks or iterations last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    /// `Promoted`, `Ready`, `Reconciling` and `Stalled` conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<CanaryCondition>,
+    /// The `metadata.generation` this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The revision serving as primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_revision: Option<String>,
+    /// The revision under analysis, or the last one analysed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// When the current rollout was detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_started_at: Option<String>,
+    /// When the first traffic step happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_started_at: Option<String>,
+    /// Since when the canary revision is not Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_unready_since: Option<String>,
+    /// When the next analysis step is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step_at: Option<String>,
+    /// Estimated promotion time if every check passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_promotion_at: Option<String>,
+    /// The last decision and its explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<LastDecision>,
+}
+
+/// A status condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryCondition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// Last update (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<String>,
+    /// Last status change (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    /// Machine-readable reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The last decision, as written to status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastDecision {
+    /// One sentence.
+    pub summary: String,
+    /// Every check: `check: observed (bound) verdict`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+}
+
+impl From<&Explanation> for LastDecision {
+    fn from(e: &Explanation) -> Self {
+        LastDecision {
+            summary: e.summary.clone(),
+            checks: e
+                .checks
+                .iter()
+                .map(|c| format!("{}: {} ({}) {:?}", c.check, c.observed, c.bound, c.verdict))
+                .collect(),
+        }
+    }
+}
+
+/// Formats an engine time as RFC 3339 (seconds precision, as Kubernetes does).
+pub fn rfc3339(time: Time) -> String {
+    Timestamp::from_millisecond(time.as_millis())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// Parses RFC 3339; `None` for anything else.
+pub fn parse_time(text: &str) -> Option<Time> {
+    text.parse::<Timestamp>()
+        .ok()
+        .map(|t| Time::from_millis(t.as_millisecond()))
+}
+
+/// A stable digest of a revision name, like Flagger's `lastAppliedSpec` (FNV-1a 32, hex).
+pub fn revision_digest(revision: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in revision.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{hash:08x}")
+}
+
+fn clamp_u8(v: Option<i64>) -> u8 {
+    u8::try_from(v.unwrap_or(0).clamp(0, 100)).unwrap_or(0)
+}
+
+fn clamp_u32(v: Option<i64>) -> u32 {
+    u32::try_from(v.unwrap_or(0).max(0)).unwrap_or(u32::MAX)
+}
+
+impl CanaryStatus {
+    /// The engine's view of this status. Unknown phases read as `Initializing`.
+    pub fn to_rollout(&self) -> RolloutStatus {
+        let t = |v: &Option<String>| v.as_deref().and_then(parse_time);
+        RolloutStatus {
+            phase: self
+                .phase
+                .as_deref()
+                .and_then(Phase::parse)
+                .unwrap_or_default(),
+            canary_weight: clamp_u8(self.canary_weight),
+            failed_checks: clamp_u32(self.failed_checks),
+            iterations: clamp_u32(self.iterations),
+            primary_revision: self.primary_revision.clone(),
+            canary_revision: self.canary_revision.clone(),
+            rollout_started_at: t(&self.rollout_started_at),
+            analysis_started_at: t(&self.analysis_started_at),
+            canary_unready_since: t(&self.canary_unready_since),
+            next_step_at: t(&self.next_step_at),
+            last_transition_at: t(&self.last_transition_time),
+        }
+    }
+
+    /// Writes the engine's status into this one, keeping conditions' transition times when
+    /// their status did not change. `target_kind` is used in condition messages.
+    pub fn apply_rollout(&mut self, r: &RolloutStatus, target_kind: &str, now: Time) {
+        let t = |v: Option<Time>| v.map(rfc3339);
+        self.phase = Some(r.phase.as_str().to_owned());
+        self.canary_weight = Some(i64::from(r.canary_weight));
+        self.failed_checks = Some(i64::from(r.failed_checks));
+        self.iterations = Some(i64::from(r.iterations));
+        self.primary_revision = r.primary_revision.clone();
+        self.canary_revision = r.canary_revision.clone();
+        self.last_applied_spec = r
+            .canary_revision
+            .as_deref()
+            .or(r.primary_revision.as_deref())
+            .map(revision_digest);
+        self.last_promoted_spec = r.primary_revision.as_deref().map(revision_digest);
+        self.rollout_started_at = t(r.rollout_started_at);
+        self.analysis_started_at = t(r.analysis_started_at);
+        self.canary_unready_since = t(r.canary_unready_since);
+        self.next_step_at = t(r.next_step_at);
+        self.last_transition_time = t(r.last_transition_at);
+        let (status, message) = r.phase.promoted_condition(target_kind);
+        self.set_condition("Promoted", status.as_str(), r.phase.as_str(), &message, now);
+    }
+
+    /// Sets a condition, moving `lastTransitionTime` only when the status changes.
+    pub fn set_condition(
+        &mut self,
+        type_: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+        now: Time,
+    ) {
+        let stamp = rfc3339(now);
+        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = Some(stamp.clone());
+                }
+                if c.status != status
+                    || c.reason.as_deref() != Some(reason)
+                    || c.message.as_deref() != Some(message)
+                {
+                    c.last_update_time = Some(stamp);
+                }
+                c.status = status.to_owned();
+                c.reason = Some(reason.to_owned());
+                c.message = Some(message.to_owned());
+            }
+            None => self.conditions.push(CanaryCondition {
+                type_: type_.to_owned(),
+                status: status.to_owned(),
+                last_update_time: Some(stamp.clone()),
+                last_transition_time: Some(stamp),
+                reason: Some(reason.to_owned()),
+                message: Some(message.to_owned()),
+            }),
+        }
+    }
+
+    /// Whether two statuses differ in anything but timestamps written for bookkeeping
+    /// (condition update/transition times); used to skip status writes that change nothing.
+    pub fn differs_ignoring_timestamps(&self, other: &CanaryStatus) -> bool {
+        let strip = |s: &CanaryStatus| {
+            let mut s = s.clone();
+            for c in &mut s.conditions {
+                c.last_update_time = None;
+                c.last_transition_time = None;
+            }
+            s
+        };
+        strip(self) != strip(other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_status_survives_a_round_trip_through_the_crd_status() {
+        let rollout = RolloutStatus {
+            phase: Phase::WaitingPromotion,
+            canary_weight: 50,
+            failed_checks: 2,
+            iterations: 0,
+            primary_revision: Some("podinfo-00001".into()),
+            canary_revision: Some("podinfo-00002".into()),
+            rollout_started_at: Some(Time::from_millis(1_700_000_000_000)),
+            analysis_started_at: Some(Time::from_millis(1_700_000_001_000)),
+            canary_unready_since: None,
+            next_step_at: Some(Time::from_millis(1_700_000_016_000)),
+            last_transition_at: Some(Time::from_millis(1_700_000_015_000)),
+        };
+        let mut status = CanaryStatus::default();
+        status.apply_rollout(&rollout, "Service", Time::from_millis(1_700_000_015_000));
+        assert_eq!(status.to_rollout(), rollout);
+        assert_eq!(
+            status.last_transition_time.as_deref(),
+            Some("2023-11-14T22:13:35Z")
+        );
+        assert_eq!(status.conditions[0].status, "Unknown");
+        assert_eq!(
+            status.conditions[0].message.as_deref(),
+            Some("Waiting for approval.")
+        );
+    }
+
+    #[test]
+    fn condition_transition_time_moves_only_when_status_changes() {
+        let mut status = CanaryStatus::default();
+        status.set_condition(
+            "Promoted",
+            "Unknown",
+            "Progressing",
+            "a",
+            Time::from_millis(0),
+        );
+        status.set_condition(
+            "Promoted",
+            "Unknown",
+            "WaitingPromotion",
+            "b",
+            Time::from_millis(60_000),
+        );
+        assert_eq!(
+            status.conditions[0].last_transition_time.as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        status.set_condition(
+            "Promoted",
+            "True",
+            "Succeeded",
+            "c",
+            Time::from_millis(120_000),
+        );
+        assert_eq!(
+            status.conditions[0].last_transition_time.as_deref(),
+            Some("1970-01-01T00:02:00Z")
+        );
+    }
+
+    #[test]
+    fn flagger_written_status_reads_without_serin_fields() {
+        let status: CanaryStatus = serde_json::from_value(serde_json::json!({
+            "phase": "Succeeded", "canaryWeight": 0, "failedChecks": 0, "iterations": 0,
+            "lastAppliedSpec": "5d8c8f9b4", "lastPromotedSpec": "5d8c8f9b4",
+            "lastTransitionTime": "2025-03-16T14:05:07Z",
+            "conditions": [{"type": "Promoted", "status": "True", "reason": "Succeeded"}]
+        }))
+        .expect("Flagger status parses");
+        let rollout = status.to_rollout();
+        assert_eq!(rollout.phase, Phase::Succeeded);
+        assert_eq!(rollout.primary_revision, None);
+    }
+}

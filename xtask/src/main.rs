@@ -1,0 +1,93 @@
+//! `cargo xtask`: the project's automation, in Rust so that cargo is all one needs.
+//!
+//! - `ci`: format check, clippy, the whole test suite in one invocation, docs with warnings denied.
+//! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
+//! - `demo`: the seed tutorial, simulated (see `demo.rs`).
+
+mod demo;
+mod tidy;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = root();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(&root),
+        Some("crdgen") => crdgen(&root),
+        Some("demo") => demo::run(&root, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|crdgen|demo>");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs a command in the repository root, failing when it fails.
+pub(crate) fn run(
+    root: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root)
+        .envs(env.iter().copied())
+        .status()
+        .with_context(|| format!("cannot start {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn ci(root: &Path) -> anyhow::Result<()> {
+    run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
+    run(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(root, "cargo", &["test", "--workspace"], &[])?;
+    run(
+        root,
+        "cargo",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-Dwarnings")],
+    )?;
+    eprintln!("ci: all checks passed");
+    Ok(())
+}
+
+fn crdgen(root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("deploy/crds");
+    std::fs::create_dir_all(&dir)?;
+    for (file, yaml) in serin_api::crd_documents()? {
+        let path = dir.join(file);
+        std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Repository rules checked by `cargo test -p xtask`: crate docs, the engine's purity, file sizes.
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("target") {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn dependencies_section(manifest: &str) -> Vec<String> {
+        let mut in_deps = false;
+        let mut deps = Vec::new();
+        for line in manifest.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_deps = line == "[dependencies]";
+                continue;
+            }
+            if in_deps && let Some((name, _)) = line.split_once('=') {
+                deps.push(name.trim().split('.').next().unwrap_or_default().to_owned());
+            }
+        }
+        deps
+    }
+
+    #[test]
+    fn serin_core_depends_on_serde_and_thiserror_only() {
+        let manifest =
+            std::fs::read_to_string(root().join("crates/serin-core/Cargo.toml")).expect("manifest");
+        assert_eq!(dependencies_section(&manifest), ["serde", "thiserror"]);
+    }
+
+    #[test]
+    fn serin_core_never_reads_a_clock_or_randomness() {
+        let mut files = Vec::new();
+        rust_files(&root().join("crates/serin-core/src"), &mut files);
+        assert!(!files.is_empty());
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("source");
+            for banned in [
+                "SystemTime",
+                "Instant::now",
+                "thread_rng",
+                "rand::",
+                "std::fs",
+                "std::net",
+                "std::env",
+            ] {
+                assert!(!text.contains(banned), "{} uses {banned}", file.display());
+            }
+        }
+    }
+
+    #[test]
+    fn every_crate_root_starts_with_a_module_doc() {
+        let mut files = Vec::new();
+        for dir in ["crates", "bins", "xtask", "examples"] {
+            rust_files(&root().join(dir), &mut files);
+        }
+        let roots = files
+            .iter()
+            .filter(|f| f.ends_with("src/lib.rs") || f.ends_with("src/main.rs"));
+        let mut count = 0;
+        for file in roots {
+            count += 1;
+            let text = std::fs::read_to_string(file).expect("source");
+            assert!(
+                text.starts_with("//!"),
+                "{} must start with a //! crate doc",
+                file.display()
+            );
+        }
+        assert!(count >= 4, "found only {count} crate roots");
+    }
+
+    #[test]
+    fn source_files_stay_readable_in_one_sitting() {
+        let mut files = Vec::new();
+        for dir in ["crates", "bins", "xtask", "examples"] {
+            rust_files(&root().join(dir), &mut files);
+        }
+        for file in files {
+            let lines = std::fs::read_to_string(&file)
+                .expect("source")
+                .lines()
+                .count();
+            assert!(
+                lines <= 600,
+                "{} has {lines} lines; split it by concept",
+                file.display()
+            );
+        }
+    }
+}
