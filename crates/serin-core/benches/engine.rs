@@ -16,7 +16,10 @@ fn seed_rollout() -> (Simulation<AllPass>, Duration) {
     let _ = sim.step_now();
     sim.run_until_idle(Time::from_millis(3_600_000));
     // Detection to promotion, in virtual time.
-    let virtual_duration = sim.log.last().map_or(Duration::ZERO, |(t, _)| t.since(Time::from_millis(0)));
+    let virtual_duration = sim
+        .log
+        .last()
+        .map_or(Duration::ZERO, |(t, _)| t.since(Time::from_millis(0)));
     (sim, virtual_duration)
 }
 

@@ -91,21 +91,34 @@ impl HttpWebhookClient {
     }
 
     async fn attempt(&self, call: &HookCall) -> Result<(), Attempt> {
-        let client = if call.disable_tls { &self.unverified } else { &self.verified };
+        let client = if call.disable_tls {
+            &self.unverified
+        } else {
+            &self.verified
+        };
         let response = client
             .post(&call.url)
             .timeout(call.timeout)
             .json(&call.payload)
             .send()
             .await
-            .map_err(|e| if e.is_timeout() { Attempt::TimedOut } else { Attempt::Transport(error_chain(&e)) })?;
+            .map_err(|e| {
+                if e.is_timeout() {
+                    Attempt::TimedOut
+                } else {
+                    Attempt::Transport(error_chain(&e))
+                }
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let body = response.bytes().await.unwrap_or_default();
         let body = String::from_utf8_lossy(&body[..body.len().min(BODY_LIMIT)]).into_owned();
-        Err(Attempt::Status { status: status.as_u16(), body })
+        Err(Attempt::Status {
+            status: status.as_u16(),
+            body,
+        })
     }
 }
 
@@ -155,7 +168,9 @@ impl WebhookClient for HttpWebhookClient {
             Ok(()) => HookOutcome::Passed,
             Err(Attempt::Status { status, body }) => HookOutcome::Rejected { status, body },
             Err(Attempt::TimedOut) => HookOutcome::TimedOut,
-            Err(Attempt::Transport(e)) => HookOutcome::Error(format!("POST {} failed: {e}", call.url)),
+            Err(Attempt::Transport(e)) => {
+                HookOutcome::Error(format!("POST {} failed: {e}", call.url))
+            }
         }
     }
 }

@@ -13,7 +13,9 @@ use axum::{
     routing::post,
 };
 use serin_core::HookOutcome;
-use serin_webhook::{CanaryWebhookPayload, EventSink, HookCall, HttpWebhookClient, WebhookClient, call_all};
+use serin_webhook::{
+    CanaryWebhookPayload, EventSink, HookCall, HttpWebhookClient, WebhookClient, call_all,
+};
 
 #[derive(Clone, Default)]
 struct Hits(Arc<Mutex<HashMap<String, usize>>>);
@@ -33,11 +35,18 @@ impl Hits {
 
 async fn status(State(hits): State<Hits>, Path(code): Path<u16>) -> (StatusCode, String) {
     hits.hit(&format!("status/{code}"));
-    (StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT), format!("answer {code} {}", "x".repeat(2000)))
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT),
+        format!("answer {code} {}", "x".repeat(2000)),
+    )
 }
 
 async fn flaky(State(hits): State<Hits>) -> StatusCode {
-    if hits.hit("flaky") < 3 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+    if hits.hit("flaky") < 3 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
 }
 
 async fn slow(State(hits): State<Hits>) -> StatusCode {
@@ -48,7 +57,14 @@ async fn slow(State(hits): State<Hits>) -> StatusCode {
 
 async fn echo(State(hits): State<Hits>, body: String) -> StatusCode {
     let payload: CanaryWebhookPayload = serde_json::from_str(&body).unwrap_or_default();
-    hits.hit(&format!("echo/{}", payload.metadata.get("eventMessage").cloned().unwrap_or_default()));
+    hits.hit(&format!(
+        "echo/{}",
+        payload
+            .metadata
+            .get("eventMessage")
+            .cloned()
+            .unwrap_or_default()
+    ));
     StatusCode::OK
 }
 
@@ -60,7 +76,9 @@ async fn server() -> (String, Hits) {
         .route("/slow", post(slow))
         .route("/echo", post(echo))
         .with_state(hits.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), hits)
@@ -73,19 +91,31 @@ fn call(url: String, retries: u32) -> HookCall {
         timeout: Duration::from_millis(500),
         retries,
         disable_tls: false,
-        payload: CanaryWebhookPayload { name: "podinfo".into(), namespace: "test".into(), ..Default::default() },
+        payload: CanaryWebhookPayload {
+            name: "podinfo".into(),
+            namespace: "test".into(),
+            ..Default::default()
+        },
     }
 }
 
 fn client() -> HttpWebhookClient {
-    HttpWebhookClient::new().expect("client").with_backoff(Duration::from_millis(5), Duration::from_millis(20))
+    HttpWebhookClient::new()
+        .expect("client")
+        .with_backoff(Duration::from_millis(5), Duration::from_millis(20))
 }
 
 #[tokio::test]
 async fn any_2xx_passes_including_204() {
     let (base, _) = server().await;
     for code in [200, 201, 202, 204] {
-        assert_eq!(client().call(&call(format!("{base}/status/{code}"), 0)).await, HookOutcome::Passed, "{code}");
+        assert_eq!(
+            client()
+                .call(&call(format!("{base}/status/{code}"), 0))
+                .await,
+            HookOutcome::Passed,
+            "{code}"
+        );
     }
 }
 
@@ -93,7 +123,9 @@ async fn any_2xx_passes_including_204() {
 async fn a_4xx_is_rejected_at_once_with_the_first_kib_of_the_body() {
     let (base, hits) = server().await;
     let outcome = client().call(&call(format!("{base}/status/403"), 3)).await;
-    let HookOutcome::Rejected { status, body } = outcome else { panic!("{outcome:?}") };
+    let HookOutcome::Rejected { status, body } = outcome else {
+        panic!("{outcome:?}")
+    };
     assert_eq!(status, 403);
     assert!(body.starts_with("answer 403 "));
     assert_eq!(body.len(), 1024);
@@ -104,14 +136,20 @@ async fn a_4xx_is_rejected_at_once_with_the_first_kib_of_the_body() {
 async fn a_5xx_is_retried_and_keeps_its_body() {
     let (base, hits) = server().await;
     let outcome = client().call(&call(format!("{base}/status/500"), 2)).await;
-    assert!(matches!(&outcome, HookOutcome::Rejected { status: 500, body } if body.starts_with("answer 500")), "{outcome:?}");
+    assert!(
+        matches!(&outcome, HookOutcome::Rejected { status: 500, body } if body.starts_with("answer 500")),
+        "{outcome:?}"
+    );
     assert_eq!(hits.count("status/500"), 3, "one attempt plus two retries");
 }
 
 #[tokio::test]
 async fn retries_recover_from_transient_failures() {
     let (base, hits) = server().await;
-    assert_eq!(client().call(&call(format!("{base}/flaky"), 3)).await, HookOutcome::Passed);
+    assert_eq!(
+        client().call(&call(format!("{base}/flaky"), 3)).await,
+        HookOutcome::Passed
+    );
     assert_eq!(hits.count("flaky"), 3);
 }
 
@@ -119,9 +157,15 @@ async fn retries_recover_from_transient_failures() {
 async fn a_hanging_hook_times_out_per_attempt() {
     let (base, hits) = server().await;
     let started = std::time::Instant::now();
-    assert_eq!(client().call(&call(format!("{base}/slow"), 1)).await, HookOutcome::TimedOut);
+    assert_eq!(
+        client().call(&call(format!("{base}/slow"), 1)).await,
+        HookOutcome::TimedOut
+    );
     assert_eq!(hits.count("slow"), 2);
-    assert!(started.elapsed() < Duration::from_secs(4), "timeouts must cut the 5 s handler short");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "timeouts must cut the 5 s handler short"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +174,10 @@ async fn connection_refused_is_an_error_naming_the_url() {
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     drop(listener);
     let outcome = client().call(&call(url.clone(), 0)).await;
-    assert!(matches!(&outcome, HookOutcome::Error(e) if e.starts_with(&format!("POST {url} failed"))), "{outcome:?}");
+    assert!(
+        matches!(&outcome, HookOutcome::Error(e) if e.starts_with(&format!("POST {url} failed"))),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +187,11 @@ async fn hooks_of_one_step_run_concurrently() {
     let started = std::time::Instant::now();
     let outcomes = call_all(&client(), &calls).await;
     assert!(outcomes.iter().all(|o| *o == HookOutcome::TimedOut));
-    assert!(started.elapsed() < Duration::from_millis(1500), "four 500 ms timeouts ran one after another: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "four 500 ms timeouts ran one after another: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -152,7 +203,10 @@ async fn event_sink_delivers_in_the_background() {
     assert!(sink.send(c));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while hits.count("echo/hello") == 0 {
-        assert!(std::time::Instant::now() < deadline, "event never delivered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event never delivered"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -160,7 +214,18 @@ async fn event_sink_delivers_in_the_background() {
 #[tokio::test]
 async fn mock_client_is_usable_by_embedders() {
     let mut mock = serin_webhook::MockWebhookClient::new();
-    mock.expect_call().times(1).returning(|_| HookOutcome::Rejected { status: 403, body: "Forbidden".into() });
+    mock.expect_call()
+        .times(1)
+        .returning(|_| HookOutcome::Rejected {
+            status: 403,
+            body: "Forbidden".into(),
+        });
     let outcome = mock.call(&call("http://unused/".into(), 0)).await;
-    assert_eq!(outcome, HookOutcome::Rejected { status: 403, body: "Forbidden".into() });
+    assert_eq!(
+        outcome,
+        HookOutcome::Rejected {
+            status: 403,
+            body: "Forbidden".into()
+        }
+    );
 }

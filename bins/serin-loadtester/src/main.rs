@@ -1,0 +1,134 @@
+//! `serin-loadtester`: serve the Flagger-compatible loadtester API, or `run` a hey-style load
+//! from the command line. Wiring only: flags, logging, state, shutdown.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serin_loadtester::{
+    gates::GateStore,
+    generator, hey,
+    metrics::Metrics,
+    server::{self, AppState},
+    tasks::{TaskConfig, Tasks},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "serin-loadtester",
+    version,
+    about = "Flagger-compatible loadtester with a native load generator"
+)]
+struct Cli {
+    /// Port to listen on.
+    #[arg(long, env = "LOADTESTER_PORT", default_value_t = 9090)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, env = "LOADTESTER_BIND", default_value = "0.0.0.0")]
+    bind: String,
+    /// Upper bound of any task.
+    #[arg(long, env = "LOADTESTER_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Accept only payloads whose namespace matches this regular expression (whole string).
+    #[arg(long, env = "LOADTESTER_NAMESPACE_REGEXP")]
+    namespace_regexp: Option<String>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, env = "LOADTESTER_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// File holding a bearer token every endpoint but /healthz requires.
+    #[arg(long, env = "LOADTESTER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Allow `bash` tasks and `cmd` tasks that are not hey syntax.
+    #[arg(long, env = "LOADTESTER_ALLOW_SHELL")]
+    allow_shell: bool,
+    /// Where gate state is kept across restarts.
+    #[arg(
+        long,
+        env = "LOADTESTER_STATE_FILE",
+        default_value = "/tmp/serin-loadtester-gates.json"
+    )]
+    state_file: PathBuf,
+    /// Background tasks at once.
+    #[arg(long, env = "LOADTESTER_MAX_TASKS", default_value_t = 32)]
+    max_tasks: usize,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a load like hey: `run -z 30s -q 5 -c 2 URL`.
+    Run {
+        /// hey arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("--log-level")?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(Command::Run { args }) = cli.command {
+        let spec = hey::parse_args(&args).context("invalid load arguments")?;
+        let summary = generator::run(&spec).await?;
+        print!("{summary}");
+        return Ok(());
+    }
+    let token = match &cli.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --token-file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let namespace_regexp = cli
+        .namespace_regexp
+        .as_deref()
+        .map(|r| regex::Regex::new(&format!("^(?:{r})$")))
+        .transpose()
+        .context("--namespace-regexp")?;
+    let metrics = Arc::new(Metrics::new());
+    let tasks = Tasks::new(
+        TaskConfig {
+            allow_shell: cli.allow_shell,
+            task_timeout: cli.timeout,
+            max_tasks: cli.max_tasks,
+            namespace_regexp,
+        },
+        metrics.clone(),
+    );
+    let gates = Arc::new(GateStore::open(&cli.state_file)?);
+    let listener = tokio::net::TcpListener::bind((cli.bind.as_str(), cli.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", cli.bind, cli.port))?;
+    tracing::info!(addr = %listener.local_addr()?, allow_shell = cli.allow_shell, auth = token.is_some(), "loadtester listening");
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+        }
+        tracing::info!("shutting down");
+    };
+    server::serve(
+        listener,
+        AppState {
+            gates,
+            tasks,
+            metrics,
+            token,
+        },
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The loadtester as a real process: gate state survives a restart; `run` prints a summary.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Kills the child when dropped, so a failing test never leaks a process.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn start(port: u16, state: &std::path::Path) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--state-file",
+        ])
+        .arg(state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start loadtester");
+    let running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return running;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "loadtester did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn post(port: u16, path: &str) -> u16 {
+    let body = r#"{"name":"podinfo","namespace":"test"}"#;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        http()
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .body(body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    })
+}
+
+#[test]
+fn gate_state_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("serin-lt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let state = dir.join("gates.json");
+    let _ = std::fs::remove_file(&state);
+    let port = free_port();
+    {
+        let _lt = start(port, &state);
+        assert_eq!(post(port, "/gate/check"), 403);
+        assert_eq!(post(port, "/gate/open"), 202);
+    }
+    let port = free_port();
+    let _lt = start(port, &state);
+    assert_eq!(
+        post(port, "/gate/check"),
+        200,
+        "the opened gate must survive the restart"
+    );
+}
+
+#[test]
+fn run_subcommand_prints_a_hey_like_summary() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move {
+        axum::serve(listener, axum::Router::new().fallback(|| async { "ok" })).await
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
+        .args(["run", "-n", "50", "-c", "5", &format!("http://{addr}/")])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("[200] 50 responses"), "{stdout}");
+    assert!(stdout.contains("Requests/sec:"), "{stdout}");
+}
+
+/// An HTTP client (with the process's rustls provider installed first).
+fn http() -> reqwest::Client {
+    serin_webhook::ensure_crypto_provider();
+    reqwest::Client::new()
+}
