@@ -87,9 +87,9 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-fn payload(body: &Bytes) -> Result<CanaryWebhookPayload, Response> {
+fn payload(body: &Bytes) -> Result<CanaryWebhookPayload, (StatusCode, String)> {
     serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid payload: {e}")).into_response())
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid payload: {e}")))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
