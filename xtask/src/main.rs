@@ -3,6 +3,7 @@
 //! - `ci`: format check, clippy, the whole test suite in one invocation, docs with warnings denied.
 //! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
 //! - `demo`: the seed tutorial, simulated (see `demo.rs`).
+//! - `bench [core|loadtester|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
 mod tidy;
@@ -21,8 +22,9 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(&root),
         Some("crdgen") => crdgen(&root),
         Some("demo") => demo::run(&root, &args[1..]),
+        Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|crdgen|demo>");
+            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|all]>");
             bail!("unknown or missing command")
         }
     }
@@ -88,6 +90,19 @@ fn crdgen(root: &Path) -> anyhow::Result<()> {
         let path = dir.join(file);
         std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
+    let packages: &[&str] = match which {
+        "core" => &["serin-core"],
+        "loadtester" => &["serin-loadtester"],
+        "all" => &["serin-core", "serin-loadtester"],
+        other => bail!("unknown benchmark {other:?}: core, loadtester or all"),
+    };
+    for package in packages {
+        run(root, "cargo", &["bench", "-p", package], &[])?;
     }
     Ok(())
 }

@@ -12,12 +12,12 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, Uri, header};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
+use hyper::{Method, Request, Uri, client::conn::http1::SendRequest, header};
+use hyper_util::rt::TokioIo;
+use tokio::{
+    net::TcpStream,
+    time::{Instant, MissedTickBehavior},
 };
-use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::hey::LoadSpec;
 
@@ -108,6 +108,9 @@ impl fmt::Display for Summary {
 }
 
 struct Prepared {
+    /// `host:port` to connect to.
+    authority: String,
+    /// Origin-form request target (path and query).
     uri: Uri,
     method: Method,
     headers: Vec<(header::HeaderName, header::HeaderValue)>,
@@ -133,9 +136,29 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
     if uri.host().is_none() {
         return Err(GeneratorError::Url(spec.url.clone(), "no host".into()));
     }
+    let authority = format!(
+        "{}:{}",
+        uri.host().unwrap_or_default(),
+        uri.port_u16().unwrap_or(80)
+    );
+    let mut headers_host = uri.host().unwrap_or_default().to_owned();
+    if let Some(port) = uri.port_u16() {
+        headers_host.push_str(&format!(":{port}"));
+    }
+    let origin: Uri = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| {
+            GeneratorError::Url(spec.url.clone(), e.to_string())
+        })?;
     let method = Method::from_bytes(spec.method.as_bytes())
         .map_err(|_| GeneratorError::Method(spec.method.clone()))?;
-    let mut headers = Vec::new();
+    let mut headers = vec![(
+        header::HOST,
+        header::HeaderValue::from_str(&headers_host)
+            .map_err(|_| GeneratorError::Header(headers_host.clone()))?,
+    )];
     let pairs = spec.headers.iter().cloned().chain(
         spec.content_type
             .iter()
@@ -146,10 +169,15 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
             .map_err(|_| GeneratorError::Header(k.clone()))?;
         let value = header::HeaderValue::from_str(&v)
             .map_err(|_| GeneratorError::Header(format!("{k}: {v}")))?;
+        if name == header::HOST {
+            // The user's Host header replaces the one taken from the URL.
+            headers.retain(|(n, _)| *n != header::HOST);
+        }
         headers.push((name, value));
     }
     Ok(Prepared {
-        uri,
+        authority,
+        uri: origin,
         method,
         headers,
         body: Bytes::from(spec.body.clone().unwrap_or_default()),
@@ -163,26 +191,14 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
 /// Runs the load described by `spec` and returns its summary.
 pub async fn run(spec: &LoadSpec) -> Result<Summary, GeneratorError> {
     let prepared = Arc::new(prepare(spec)?);
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(spec.workers)
-        .build(connector);
     let started = Instant::now();
     let deadline = spec.duration.map(|d| started + d);
-    let remaining = Arc::new(AtomicI64::new(
-        spec.requests
-            .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)),
-    ));
+    let budget = spec
+        .requests
+        .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let remaining = Arc::new(AtomicI64::new(budget));
     let workers: Vec<_> = (0..spec.workers)
-        .map(|_| {
-            tokio::spawn(worker(
-                client.clone(),
-                prepared.clone(),
-                deadline,
-                remaining.clone(),
-            ))
-        })
+        .map(|_| tokio::spawn(worker(prepared.clone(), deadline, remaining.clone())))
         .collect();
     let mut summary = Summary::default();
     for handle in workers {
@@ -201,13 +217,26 @@ pub async fn run(spec: &LoadSpec) -> Result<Summary, GeneratorError> {
     Ok(summary)
 }
 
+/// Opens a keep-alive HTTP/1 connection owned by one worker (no shared pool, no lock).
+async fn connect(authority: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("connect {authority}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| error_text(&e))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
 async fn worker(
-    client: Client<HttpConnector, Full<Bytes>>,
     p: Arc<Prepared>,
     deadline: Option<Instant>,
     remaining: Arc<AtomicI64>,
 ) -> WorkerStats {
     let mut stats = WorkerStats::default();
+    let mut connection: Option<SendRequest<Full<Bytes>>> = None;
     let mut ticker = p.interval.map(|every| {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -233,13 +262,22 @@ async fn worker(
         };
         let sent = Instant::now();
         let exchange = async {
-            let response = client.request(request).await.map_err(|e| error_text(&e))?;
+            let mut sender = match connection.take() {
+                Some(s) if !s.is_closed() => s,
+                _ => connect(&p.authority).await?,
+            };
+            sender.ready().await.map_err(|e| error_text(&e))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| error_text(&e))?;
             let status = response.status().as_u16();
             response
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| error_text(&e))?;
+            connection = Some(sender);
             Ok::<u16, String>(status)
         };
         let result = match p.timeout {
@@ -255,7 +293,11 @@ async fn worker(
                     .samples
                     .push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
             }
-            Err(e) => *stats.errors.entry(e).or_default() += 1,
+            Err(e) => {
+                *stats.errors.entry(e).or_default() += 1;
+                // Do not spin on a target that refuses connections.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
     }
     stats
