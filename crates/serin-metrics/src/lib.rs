@@ -1,0 +1,25 @@
+//! Metrics for Serin: the [`MetricsProvider`] trait, a Prometheus backend, Knative's built-in
+//! queries, and query templating.
+//!
+//! This crate runs queries and reports exactly what it saw (a value, no data, NaN, or a typed
+//! error); it does not judge values against thresholds (the engine does, in
+//! `serin_core::judge`) and does not read Kubernetes objects (the caller passes credentials).
+//!
+//! # Layout
+//! - [`MetricsProvider`] (mock behind the `mock` feature), [`QueryValue`], [`QueryError`],
+//!   [`query_all`] (one analysis step's queries, concurrently).
+//! - [`PrometheusProvider`]: `GET /api/v1/query`, auth, headers, TLS options, timeouts.
+//! - [`builtin_query`] and [`QuerySet`]: `request-success-rate` and `request-duration`.
+//! - [`render`]: `{{ variable }}` templating.
+
+mod builtin;
+mod prometheus;
+mod provider;
+mod template;
+
+pub use builtin::{QuerySet, builtin_query};
+pub use prometheus::{Auth, PrometheusConfig, PrometheusProvider, ProviderError, parse_response};
+#[cfg(feature = "mock")]
+pub use provider::MockMetricsProvider;
+pub use provider::{MetricsProvider, QueryError, QueryValue, outcome, query_all};
+pub use template::{QueryContext, TemplateError, collapse_whitespace, render};

@@ -1,0 +1,84 @@
+//! The `MetricsProvider` trait and what a query can return.
+
+use async_trait::async_trait;
+use serin_core::MetricOutcome;
+
+/// A successful query answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QueryValue {
+    /// One value (`+Inf`/`-Inf` included).
+    Value(f64),
+    /// No series.
+    NoData,
+    /// The value is NaN (typically 0/0: no requests in the window).
+    NaN,
+}
+
+/// Why a query failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The request did not get an answer.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// No answer within the timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// An HTTP error status.
+    #[error("error response: status {status}: {body}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The answer is not Prometheus' JSON.
+    #[error("cannot parse the answer: {0}")]
+    BadAnswer(String),
+    /// More than one series where one value is needed.
+    #[error("query returned {0} series; aggregate it to one (e.g. with sum)")]
+    Ambiguous(usize),
+    /// A range vector or string where a number is needed.
+    #[error("query returned a {0}, not an instant vector or scalar")]
+    WrongType(String),
+    /// The query could not be rendered.
+    #[error("{0}")]
+    Template(#[from] crate::TemplateError),
+}
+
+/// Runs instant queries.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait MetricsProvider: Send + Sync {
+    /// Runs one instant query.
+    async fn query(&self, query: &str) -> Result<QueryValue, QueryError>;
+
+    /// Checks the provider answers (`vector(1)` must return 1).
+    async fn is_online(&self) -> Result<(), QueryError> {
+        match self.query("vector(1)").await? {
+            QueryValue::Value(v) if v == 1.0 => Ok(()),
+            other => Err(QueryError::BadAnswer(format!(
+                "vector(1) returned {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The engine's view of a query result.
+pub fn outcome(result: Result<QueryValue, QueryError>) -> MetricOutcome {
+    match result {
+        Ok(QueryValue::Value(v)) => MetricOutcome::Value(v),
+        Ok(QueryValue::NoData) => MetricOutcome::NoData,
+        Ok(QueryValue::NaN) => MetricOutcome::NaN,
+        Err(e) => MetricOutcome::Error(e.to_string()),
+    }
+}
+
+/// Runs the queries of one analysis step concurrently; results in input order.
+pub async fn query_all(provider: &dyn MetricsProvider, queries: &[String]) -> Vec<MetricOutcome> {
+    futures::future::join_all(
+        queries
+            .iter()
+            .map(|q| async move { outcome(provider.query(q).await) }),
+    )
+    .await
+}
