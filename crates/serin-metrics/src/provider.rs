@@ -55,7 +55,7 @@ pub trait MetricsProvider: Send + Sync {
     /// Checks the provider answers (`vector(1)` must return 1).
     async fn is_online(&self) -> Result<(), QueryError> {
         match self.query("vector(1)").await? {
-            QueryValue::Value(v) if v == 1.0 => Ok(()),
+            QueryValue::Value(1.0) => Ok(()),
             other => Err(QueryError::BadAnswer(format!(
                 "vector(1) returned {other:?}"
             ))),
