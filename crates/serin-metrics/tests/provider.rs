@@ -16,8 +16,11 @@ use serin_metrics::{
     Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QueryError, QueryValue, query_all,
 };
 
+/// What one request carried: the query, `Authorization`, `X-Tenant`.
+type Received = (String, Option<String>, Option<String>);
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Received>>>);
 
 async fn api(
     State(seen): State<Seen>,
