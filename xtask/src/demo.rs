@@ -36,8 +36,7 @@ impl Responder for Tutorial {
 
 fn seed_plan(root: &Path, fast: bool) -> anyhow::Result<Plan> {
     let path = root.join("testdata/seed/podinfo-canary.yaml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let Some(CanaryDocument::Parsed(canary)) = canaries_in(&text)?.into_iter().next() else {
         bail!("{} holds no valid Canary", path.display());
     };
@@ -99,9 +98,7 @@ fn scenario(sim: &mut Simulation<Tutorial>, image: &str, revision: &str, expect:
         "\nverdict: {} {revision} ({image}) ended {} after {}s (expected {})",
         if ok { "PASS" } else { "FAIL" },
         sim.status.phase.as_str(),
-        sim.status
-            .last_transition_at
-            .map_or(0, |t| t.since(start).as_secs()),
+        sim.status.last_transition_at.map_or(0, |t| t.since(start).as_secs()),
         expect.as_str()
     );
     ok
@@ -120,13 +117,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         bail!("--scenario must be promote, rollback or all");
     }
     if args.iter().any(|a| a == "--keep") {
-        bail!(
-            "--keep needs the sandbox (Kubernetes API emulator, Knative simulator), which is not built yet"
-        );
+        bail!("--keep needs the sandbox (Kubernetes API emulator, Knative simulator), which is not built yet");
     }
-    println!(
-        "Serin demo: the seed tutorial (testdata/seed) driven through serin-core in virtual time."
-    );
+    println!("Serin demo: the seed tutorial (testdata/seed) driven through serin-core in virtual time.");
     println!(
         "Knative, Prometheus and the loadtester are simulated in-process; the real-process sandbox is not built yet."
     );

@@ -38,12 +38,7 @@ fn root() -> PathBuf {
 }
 
 /// Runs a command in the repository root, failing when it fails.
-pub(crate) fn run(
-    root: &Path,
-    program: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> anyhow::Result<()> {
+pub(crate) fn run(root: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -57,19 +52,49 @@ pub(crate) fn run(
     Ok(())
 }
 
+/// Makes sure the Debian `prometheus` package is installed (metric tests and the demo run a real
+/// one): installs it with apt-get when running as root, else says exactly what is missing.
+pub(crate) fn ensure_prometheus() -> anyhow::Result<()> {
+    let found = |p: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {p}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if std::env::var_os("SERIN_PROMETHEUS").is_some() || found("prometheus") {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root || !found("apt-get") {
+        bail!(
+            "Prometheus is missing: install the Debian package (`sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus`) or set SERIN_PROMETHEUS to a prometheus binary"
+        );
+    }
+    eprintln!("installing Prometheus (Debian package `prometheus`)...");
+    let install = "apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null)";
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(install)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !status.success() || !found("prometheus") {
+        bail!("could not install Prometheus with apt-get; install the Debian package `prometheus` by hand");
+    }
+    Ok(())
+}
+
 fn ci(root: &Path) -> anyhow::Result<()> {
+    ensure_prometheus()?;
     run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
     run(
         root,
         "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
         &[],
     )?;
     run(root, "cargo", &["test", "--workspace"], &[])?;

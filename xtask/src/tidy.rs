@@ -40,8 +40,7 @@ mod tests {
 
     #[test]
     fn serin_core_depends_on_serde_and_thiserror_only() {
-        let manifest =
-            std::fs::read_to_string(root().join("crates/serin-core/Cargo.toml")).expect("manifest");
+        let manifest = std::fs::read_to_string(root().join("crates/serin-core/Cargo.toml")).expect("manifest");
         assert_eq!(dependencies_section(&manifest), ["serde", "thiserror"]);
     }
 
@@ -95,10 +94,7 @@ mod tests {
             rust_files(&root().join(dir), &mut files);
         }
         for file in files {
-            let lines = std::fs::read_to_string(&file)
-                .expect("source")
-                .lines()
-                .count();
+            let lines = std::fs::read_to_string(&file).expect("source").lines().count();
             assert!(
                 lines <= 600,
                 "{} has {lines} lines; split it by concept",

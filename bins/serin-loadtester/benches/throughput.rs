@@ -21,9 +21,7 @@ fn start_target() -> (String, std::thread::JoinHandle<()>) {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             tx.send(listener.local_addr().expect("addr")).expect("send");
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -72,11 +70,7 @@ fn requests_per_second(program: &str, args: &[String]) -> Result<f64, String> {
         .map_err(|e| format!("{program}: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Requests/sec:")
-                .map(|v| v.trim().parse::<f64>())
-        })
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:").map(|v| v.trim().parse::<f64>()))
         .and_then(Result::ok)
         .ok_or_else(|| format!("{program}: no Requests/sec in output: {}", text.trim()))
 }
@@ -101,32 +95,13 @@ fn main() {
         ],
     );
     std::thread::sleep(Duration::from_millis(500));
-    let hey = requests_per_second(
-        "hey",
-        &[
-            "-z".into(),
-            secs.clone(),
-            "-c".into(),
-            c.clone(),
-            url.clone(),
-        ],
-    );
+    let hey = requests_per_second("hey", &["-z".into(), secs.clone(), "-c".into(), c.clone(), url.clone()]);
     std::thread::sleep(Duration::from_millis(500));
     let wrk = requests_per_second(
         "wrk",
-        &[
-            "-d".into(),
-            secs,
-            "-c".into(),
-            c.clone(),
-            "-t".into(),
-            "2".into(),
-            url,
-        ],
+        &["-d".into(), secs, "-c".into(), c.clone(), "-t".into(), "2".into(), url],
     );
-    println!(
-        "load generators against one local hyper target, {SECONDS}s each, concurrency {CONCURRENCY}:"
-    );
+    println!("load generators against one local hyper target, {SECONDS}s each, concurrency {CONCURRENCY}:");
     let show = |name: &str, r: &Result<f64, String>| match r {
         Ok(v) => println!("  {name:<18} {v:>10.0} req/s"),
         Err(e) => println!("  {name:<18} unavailable: {e}"),

@@ -78,23 +78,18 @@ impl GateStore {
         gates.insert(key.to_owned(), open);
         if let Some(path) = &self.path {
             let tmp = path.with_extension("tmp");
-            let bytes =
-                serde_json::to_vec_pretty(&*gates).map_err(|source| GateError::Corrupt {
-                    path: path.clone(),
-                    source,
-                })?;
-            tokio::fs::write(&tmp, bytes)
-                .await
-                .map_err(|source| GateError::Io {
-                    path: tmp.clone(),
-                    source,
-                })?;
-            tokio::fs::rename(&tmp, path)
-                .await
-                .map_err(|source| GateError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+            let bytes = serde_json::to_vec_pretty(&*gates).map_err(|source| GateError::Corrupt {
+                path: path.clone(),
+                source,
+            })?;
+            tokio::fs::write(&tmp, bytes).await.map_err(|source| GateError::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+            tokio::fs::rename(&tmp, path).await.map_err(|source| GateError::Io {
+                path: path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }

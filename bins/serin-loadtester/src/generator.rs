@@ -74,11 +74,7 @@ impl Summary {
     /// Responses per second.
     pub fn rate(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.responses as f64 / secs
-        } else {
-            0.0
-        }
+        if secs > 0.0 { self.responses as f64 / secs } else { 0.0 }
     }
 }
 
@@ -130,17 +126,14 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
     let uri: Uri = spec
         .url
         .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| {
-            GeneratorError::Url(spec.url.clone(), e.to_string())
-        })?;
+        .map_err(|e: hyper::http::uri::InvalidUri| GeneratorError::Url(spec.url.clone(), e.to_string()))?;
     if uri.host().is_none() {
         return Err(GeneratorError::Url(spec.url.clone(), "no host".into()));
     }
-    let authority = format!(
-        "{}:{}",
-        uri.host().unwrap_or_default(),
-        uri.port_u16().unwrap_or(80)
-    );
+    let authority = spec
+        .connect_to
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", uri.host().unwrap_or_default(), uri.port_u16().unwrap_or(80)));
     let mut headers_host = uri.host().unwrap_or_default().to_owned();
     if let Some(port) = uri.port_u16() {
         headers_host.push_str(&format!(":{port}"));
@@ -149,26 +142,20 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| {
-            GeneratorError::Url(spec.url.clone(), e.to_string())
-        })?;
-    let method = Method::from_bytes(spec.method.as_bytes())
-        .map_err(|_| GeneratorError::Method(spec.method.clone()))?;
+        .map_err(|e: hyper::http::uri::InvalidUri| GeneratorError::Url(spec.url.clone(), e.to_string()))?;
+    let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| GeneratorError::Method(spec.method.clone()))?;
     let mut headers = vec![(
         header::HOST,
-        header::HeaderValue::from_str(&headers_host)
-            .map_err(|_| GeneratorError::Header(headers_host.clone()))?,
+        header::HeaderValue::from_str(&headers_host).map_err(|_| GeneratorError::Header(headers_host.clone()))?,
     )];
-    let pairs = spec.headers.iter().cloned().chain(
-        spec.content_type
-            .iter()
-            .map(|t| ("content-type".to_owned(), t.clone())),
-    );
+    let pairs = spec
+        .headers
+        .iter()
+        .cloned()
+        .chain(spec.content_type.iter().map(|t| ("content-type".to_owned(), t.clone())));
     for (k, v) in pairs {
-        let name = header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| GeneratorError::Header(k.clone()))?;
-        let value = header::HeaderValue::from_str(&v)
-            .map_err(|_| GeneratorError::Header(format!("{k}: {v}")))?;
+        let name = header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| GeneratorError::Header(k.clone()))?;
+        let value = header::HeaderValue::from_str(&v).map_err(|_| GeneratorError::Header(format!("{k}: {v}")))?;
         if name == header::HOST {
             // The user's Host header replaces the one taken from the URL.
             headers.retain(|(n, _)| *n != header::HOST);
@@ -182,9 +169,7 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
         headers,
         body: Bytes::from(spec.body.clone().unwrap_or_default()),
         timeout: spec.timeout,
-        interval: spec
-            .qps_per_worker
-            .map(|q| Duration::from_secs_f64(1.0 / q)),
+        interval: spec.qps_per_worker.map(|q| Duration::from_secs_f64(1.0 / q)),
     })
 }
 
@@ -193,9 +178,7 @@ pub async fn run(spec: &LoadSpec) -> Result<Summary, GeneratorError> {
     let prepared = Arc::new(prepare(spec)?);
     let started = Instant::now();
     let deadline = spec.duration.map(|d| started + d);
-    let budget = spec
-        .requests
-        .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let budget = spec.requests.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
     let remaining = Arc::new(AtomicI64::new(budget));
     let workers: Vec<_> = (0..spec.workers)
         .map(|_| tokio::spawn(worker(prepared.clone(), deadline, remaining.clone())))
@@ -230,11 +213,7 @@ async fn connect(authority: &str) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
-async fn worker(
-    p: Arc<Prepared>,
-    deadline: Option<Instant>,
-    remaining: Arc<AtomicI64>,
-) -> WorkerStats {
+async fn worker(p: Arc<Prepared>, deadline: Option<Instant>, remaining: Arc<AtomicI64>) -> WorkerStats {
     let mut stats = WorkerStats::default();
     let mut connection: Option<SendRequest<Full<Bytes>>> = None;
     let mut ticker = p.interval.map(|every| {
@@ -246,14 +225,10 @@ async fn worker(
         if let Some(t) = ticker.as_mut() {
             t.tick().await;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d)
-            || remaining.fetch_sub(1, Ordering::Relaxed) <= 0
-        {
+        if deadline.is_some_and(|d| Instant::now() >= d) || remaining.fetch_sub(1, Ordering::Relaxed) <= 0 {
             break;
         }
-        let mut request = Request::builder()
-            .method(p.method.clone())
-            .uri(p.uri.clone());
+        let mut request = Request::builder().method(p.method.clone()).uri(p.uri.clone());
         for (k, v) in &p.headers {
             request = request.header(k, v);
         }
@@ -267,16 +242,9 @@ async fn worker(
                 _ => connect(&p.authority).await?,
             };
             sender.ready().await.map_err(|e| error_text(&e))?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| error_text(&e))?;
+            let response = sender.send_request(request).await.map_err(|e| error_text(&e))?;
             let status = response.status().as_u16();
-            response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| error_text(&e))?;
+            response.into_body().collect().await.map_err(|e| error_text(&e))?;
             connection = Some(sender);
             Ok::<u16, String>(status)
         };

@@ -26,6 +26,9 @@ pub struct LoadSpec {
     pub content_type: Option<String>,
     /// Per-request timeout (`-t` seconds, default 20; 0 = none).
     pub timeout: Option<Duration>,
+    /// Connect here (`host:port`) instead of the URL's host, keeping the URL's `Host` header
+    /// (like curl's `--connect-to`); the sandbox uses it to reach `*.test` hosts.
+    pub connect_to: Option<String>,
 }
 
 impl Default for LoadSpec {
@@ -41,6 +44,7 @@ impl Default for LoadSpec {
             body: None,
             content_type: None,
             timeout: Some(Duration::from_secs(20)),
+            connect_to: None,
         }
     }
 }
@@ -117,8 +121,7 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
         match flag {
             "z" => {
                 let v = value()?;
-                let d =
-                    humantime::parse_duration(&v).map_err(|e| bad("-z", format!("{v:?}: {e}")))?;
+                let d = humantime::parse_duration(&v).map_err(|e| bad("-z", format!("{v:?}: {e}")))?;
                 if d.is_zero() {
                     return Err(bad("-z", "must be longer than zero"));
                 }
@@ -126,9 +129,7 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
             }
             "n" => {
                 let v = value()?;
-                let n: u64 = v
-                    .parse()
-                    .map_err(|_| bad("-n", format!("{v:?} is not a number")))?;
+                let n: u64 = v.parse().map_err(|_| bad("-n", format!("{v:?} is not a number")))?;
                 if n == 0 {
                     return Err(bad("-n", "must be positive"));
                 }
@@ -137,9 +138,7 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
             }
             "q" => {
                 let v = value()?;
-                let q: f64 = v
-                    .parse()
-                    .map_err(|_| bad("-q", format!("{v:?} is not a number")))?;
+                let q: f64 = v.parse().map_err(|_| bad("-q", format!("{v:?} is not a number")))?;
                 if !(q >= 0.0 && q.is_finite()) {
                     return Err(bad("-q", "must be a non-negative number"));
                 }
@@ -147,9 +146,7 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
             }
             "c" => {
                 let v = value()?;
-                let c: usize = v
-                    .parse()
-                    .map_err(|_| bad("-c", format!("{v:?} is not a number")))?;
+                let c: usize = v.parse().map_err(|_| bad("-c", format!("{v:?} is not a number")))?;
                 if c == 0 || c > 10_000 {
                     return Err(bad("-c", "must be between 1 and 10000"));
                 }
@@ -161,8 +158,7 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
                 let (k, val) = v
                     .split_once(':')
                     .ok_or_else(|| bad("-H", format!("{v:?} is not \"Key: Value\"")))?;
-                spec.headers
-                    .push((k.trim().to_owned(), val.trim().to_owned()));
+                spec.headers.push((k.trim().to_owned(), val.trim().to_owned()));
             }
             "d" => spec.body = Some(value()?),
             "T" => spec.content_type = Some(value()?),
@@ -223,10 +219,7 @@ mod tests {
         assert_eq!(spec.method, "POST");
         assert_eq!(
             spec.headers,
-            vec![
-                ("X-Canary".into(), "insider".into()),
-                ("A".into(), "b".into())
-            ]
+            vec![("X-Canary".into(), "insider".into()), ("A".into(), "b".into())]
         );
         assert_eq!(spec.body.as_deref(), Some(r#"{"k": 1}"#));
         assert_eq!(spec.content_type.as_deref(), Some("application/json"));
@@ -243,10 +236,7 @@ mod tests {
             ("hey -c 0 http://x", "flag -c: must be between 1 and 10000"),
             ("hey -n 1 -c 2 http://x", "flag -n: cannot be less than -c"),
             ("hey -x http://x", "unsupported hey flag -x"),
-            (
-                "hey -H nocolon http://x",
-                "flag -H: \"nocolon\" is not \"Key: Value\"",
-            ),
+            ("hey -H nocolon http://x", "flag -H: \"nocolon\" is not \"Key: Value\""),
             ("hey 'unbalanced http://x", "cannot split the command line"),
             ("hey -n 5 https://x", "only http:// targets"),
             ("hey -q", "flag -q needs a value"),

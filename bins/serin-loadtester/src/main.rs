@@ -48,6 +48,9 @@ struct Cli {
         default_value = "/tmp/serin-loadtester-gates.json"
     )]
     state_file: PathBuf,
+    /// Connect to ADDR for hosts ending in SUFFIX, keeping the Host header (`.test=127.0.0.1:8080`).
+    #[arg(long, env = "LOADTESTER_RESOLVE", value_delimiter = ',', value_parser = parse_resolve)]
+    resolve: Vec<(String, String)>,
     /// Background tasks at once.
     #[arg(long, env = "LOADTESTER_MAX_TASKS", default_value_t = 32)]
     max_tasks: usize,
@@ -65,13 +68,17 @@ enum Command {
     },
 }
 
+fn parse_resolve(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(suffix, addr)| (suffix.to_owned(), addr.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not SUFFIX=HOST:PORT"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("--log-level")?,
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("--log-level")?)
         .with_writer(std::io::stderr)
         .init();
     if let Some(Command::Run { args }) = cli.command {
@@ -102,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             task_timeout: cli.timeout,
             max_tasks: cli.max_tasks,
             namespace_regexp,
+            resolve: cli.resolve,
         },
         metrics.clone(),
     );
@@ -111,8 +119,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", cli.bind, cli.port))?;
     tracing::info!(addr = %listener.local_addr()?, allow_shell = cli.allow_shell, auth = token.is_some(), "loadtester listening");
     let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},

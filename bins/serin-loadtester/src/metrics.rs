@@ -53,9 +53,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("serin_loadtester");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<TargetLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ])
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
         });
         let tasks = Family::<TaskLabels, Counter>::default();
         registry.register(

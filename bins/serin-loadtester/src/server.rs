@@ -41,10 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", any(|| async { "OK" }))
         .route("/metrics", any(metrics))
         .route("/gate/approve", any(|| async { "OK" }))
-        .route(
-            "/gate/halt",
-            any(|| async { (StatusCode::FORBIDDEN, "Forbidden") }),
-        )
+        .route("/gate/halt", any(|| async { (StatusCode::FORBIDDEN, "Forbidden") }))
         .route("/gate/check", any(|s, b| check(s, b, "")))
         .route("/gate/open", any(|s, b| set(s, b, "", true)))
         .route("/gate/close", any(|s, b| set(s, b, "", false)))
@@ -88,8 +85,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 fn payload(body: &Bytes) -> Result<CanaryWebhookPayload, (StatusCode, String)> {
-    serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid payload: {e}")))
+    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid payload: {e}")))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -112,12 +108,7 @@ async fn check(State(state): State<AppState>, body: Bytes, prefix: &'static str)
     }
 }
 
-async fn set(
-    State(state): State<AppState>,
-    body: Bytes,
-    prefix: &'static str,
-    open: bool,
-) -> Response {
+async fn set(State(state): State<AppState>, body: Bytes, prefix: &'static str, open: bool) -> Response {
     let p = match payload(&body) {
         Ok(p) => p,
         Err(r) => return r.into_response(),
@@ -142,9 +133,7 @@ async fn task(State(state): State<AppState>, body: Bytes) -> Response {
         TaskReply::Done(body) => (StatusCode::OK, body).into_response(),
         TaskReply::BadRequest(m) => (StatusCode::BAD_REQUEST, m).into_response(),
         TaskReply::Forbidden(m) => (StatusCode::FORBIDDEN, m).into_response(),
-        TaskReply::Busy => {
-            (StatusCode::TOO_MANY_REQUESTS, "too many background tasks").into_response()
-        }
+        TaskReply::Busy => (StatusCode::TOO_MANY_REQUESTS, "too many background tasks").into_response(),
         TaskReply::Failed(m) => (StatusCode::INTERNAL_SERVER_ERROR, m).into_response(),
     }
 }

@@ -30,6 +30,23 @@ pub struct TaskConfig {
     pub max_tasks: usize,
     /// Only payloads whose namespace matches (whole string).
     pub namespace_regexp: Option<Regex>,
+    /// Host suffix → `host:port` to connect to instead (`--resolve .test=127.0.0.1:8080`).
+    pub resolve: Vec<(String, String)>,
+}
+
+impl TaskConfig {
+    fn route(&self, spec: &mut LoadSpec) {
+        let host = spec
+            .url
+            .trim_start_matches("http://")
+            .split(['/', ':', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if let Some((_, addr)) = self.resolve.iter().find(|(suffix, _)| host.ends_with(suffix.as_str())) {
+            spec.connect_to = Some(addr.clone());
+        }
+    }
 }
 
 /// The HTTP answer to a task.
@@ -94,10 +111,7 @@ impl Tasks {
                     return TaskReply::BadRequest("cmd not found in metadata".into());
                 };
                 match hey::parse_command(cmd) {
-                    Ok(spec) => {
-                        self.background(&payload, cmd, Job::Load(spec), log_output)
-                            .await
-                    }
+                    Ok(spec) => self.background(&payload, cmd, Job::Load(spec), log_output).await,
                     Err(HeyError::NotHey(_)) if self.config.allow_shell => {
                         self.background(&payload, cmd, Job::Process(cmd.clone()), log_output)
                             .await
@@ -109,19 +123,17 @@ impl Tasks {
                 }
             }
             "load" => match typed_load(meta) {
-                Ok(spec) => {
+                Ok(mut spec) => {
+                    self.config.route(&mut spec);
                     let key = format!("load {}", spec.url);
-                    self.background(&payload, &key, Job::Load(spec), log_output)
-                        .await
+                    self.background(&payload, &key, Job::Load(spec), log_output).await
                 }
                 Err(e) => TaskReply::BadRequest(e),
             },
             "bash" => {
                 if !self.config.allow_shell {
                     self.metrics.task("bash", "refused");
-                    return TaskReply::Forbidden(
-                        "bash tasks need the loadtester started with --allow-shell".into(),
-                    );
+                    return TaskReply::Forbidden("bash tasks need the loadtester started with --allow-shell".into());
                 }
                 let Some(cmd) = meta.get("cmd") else {
                     return TaskReply::BadRequest("cmd not found in metadata".into());
@@ -129,9 +141,7 @@ impl Tasks {
                 let return_output = meta.get("returnCmdOutput").is_some_and(|v| v == "true");
                 self.blocking(cmd, return_output).await
             }
-            other => TaskReply::BadRequest(format!(
-                "unknown task type {other:?} (supported: cmd, load, bash)"
-            )),
+            other => TaskReply::BadRequest(format!("unknown task type {other:?} (supported: cmd, load, bash)")),
         }
     }
 
@@ -163,8 +173,7 @@ impl Tasks {
         tokio::spawn(async move {
             let timeout = this.config.task_timeout;
             let outcome = match job {
-                Job::Load(spec) => match tokio::time::timeout(timeout, generator::run(&spec)).await
-                {
+                Job::Load(spec) => match tokio::time::timeout(timeout, generator::run(&spec)).await {
                     Ok(Ok(summary)) => {
                         this.metrics.record_run(&spec.url, &summary);
                         if log_output {
@@ -236,9 +245,7 @@ async fn run_process(cmd: &str, timeout: Duration) -> Result<String, String> {
             c
         }
     };
-    command
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
+    command.kill_on_drop(true).stdin(std::process::Stdio::null());
     let output = tokio::time::timeout(timeout, command.output())
         .await
         .map_err(|_| format!("timed out after {}", humantime::format_duration(timeout)))?
@@ -262,9 +269,8 @@ fn typed_load(meta: &std::collections::BTreeMap<String, String>) -> Result<LoadS
     if !url.starts_with("http://") {
         return Err(format!("url {url:?}: only http:// targets are supported"));
     }
-    let duration =
-        humantime::parse_duration(meta.get("duration").map(String::as_str).unwrap_or("1m"))
-            .map_err(|e| format!("duration: {e}"))?;
+    let duration = humantime::parse_duration(meta.get("duration").map(String::as_str).unwrap_or("1m"))
+        .map_err(|e| format!("duration: {e}"))?;
     let workers: usize = meta
         .get("concurrency")
         .map(|c| c.parse())
@@ -307,5 +313,6 @@ fn typed_load(meta: &std::collections::BTreeMap<String, String>) -> Result<LoadS
         body: meta.get("body").cloned(),
         content_type: None,
         timeout: Some(Duration::from_secs(20)),
+        connect_to: None,
     })
 }

@@ -27,9 +27,7 @@ async fn target() -> (String, Arc<AtomicU64>) {
             "ok"
         }
     }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/"), hits)
@@ -43,6 +41,7 @@ async fn loadtester(allow_shell: bool, token: Option<&str>) -> String {
             task_timeout: Duration::from_secs(30),
             max_tasks: 4,
             namespace_regexp: None,
+            resolve: vec![],
         },
         metrics.clone(),
     );
@@ -52,9 +51,7 @@ async fn loadtester(allow_shell: bool, token: Option<&str>) -> String {
         metrics,
         token: token.map(str::to_owned),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(serve(listener, state, std::future::pending()));
     format!("http://{addr}")
@@ -73,15 +70,9 @@ async fn post(url: &str, body: &serde_json::Value) -> (u16, String) {
 async fn gates_follow_flaggers_status_codes() {
     let base = loadtester(false, None).await;
     let p = payload(serde_json::json!({}));
-    assert_eq!(
-        post(&format!("{base}/gate/check"), &p).await,
-        (403, "Forbidden".into())
-    );
+    assert_eq!(post(&format!("{base}/gate/check"), &p).await, (403, "Forbidden".into()));
     assert_eq!(post(&format!("{base}/gate/open"), &p).await.0, 202);
-    assert_eq!(
-        post(&format!("{base}/gate/check"), &p).await,
-        (200, "Approved".into())
-    );
+    assert_eq!(post(&format!("{base}/gate/check"), &p).await, (200, "Approved".into()));
     assert_eq!(post(&format!("{base}/gate/close"), &p).await.0, 202);
     assert_eq!(post(&format!("{base}/gate/check"), &p).await.0, 403);
     assert_eq!(post(&format!("{base}/rollback/check"), &p).await.0, 403);
@@ -150,11 +141,7 @@ async fn token_protects_everything_but_healthz() {
 #[tokio::test]
 async fn shell_is_refused_without_allow_shell() {
     let base = loadtester(false, None).await;
-    let (code, body) = post(
-        &base,
-        &payload(serde_json::json!({"type": "bash", "cmd": "echo hi"})),
-    )
-    .await;
+    let (code, body) = post(&base, &payload(serde_json::json!({"type": "bash", "cmd": "echo hi"}))).await;
     assert_eq!(code, 403, "{body}");
     let (code, body) = post(
         &base,
@@ -174,11 +161,7 @@ async fn bash_runs_with_allow_shell_and_returns_output() {
     )
     .await;
     assert_eq!((code, body.as_str()), (200, "hi\n"));
-    let (code, body) = post(
-        &base,
-        &payload(serde_json::json!({"type": "bash", "cmd": "exit 3"})),
-    )
-    .await;
+    let (code, body) = post(&base, &payload(serde_json::json!({"type": "bash", "cmd": "exit 3"}))).await;
     assert_eq!(code, 500);
     assert!(body.starts_with("command exit 3 failed"), "{body}");
 }
@@ -189,16 +172,10 @@ async fn bad_tasks_are_400_with_a_message() {
     let (code, body) = post(&base, &payload(serde_json::json!({"type": "ngrinder"}))).await;
     assert_eq!(
         (code, body.as_str()),
-        (
-            400,
-            "unknown task type \"ngrinder\" (supported: cmd, load, bash)"
-        )
+        (400, "unknown task type \"ngrinder\" (supported: cmd, load, bash)")
     );
     let (code, body) = post(&base, &payload(serde_json::json!({}))).await;
-    assert_eq!(
-        (code, body.as_str()),
-        (400, "metadata not found in payload")
-    );
+    assert_eq!((code, body.as_str()), (400, "metadata not found in payload"));
     let (code, body) = post(
         &base,
         &payload(serde_json::json!({"type": "cmd", "cmd": "hey -c nope http://x"})),
@@ -230,10 +207,7 @@ async fn seed_cmd_webhook_is_accepted_deduplicated_and_generates_load() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let n = hits.load(Ordering::Relaxed);
     // 2 workers × 5 req/s × 2 s = 20 requests from one run (a duplicate run would double it).
-    assert!(
-        (16..=24).contains(&n),
-        "expected about 20 requests, got {n}"
-    );
+    assert!((16..=24).contains(&n), "expected about 20 requests, got {n}");
     let metrics = http()
         .get(format!("{base}/metrics"))
         .send()
@@ -246,10 +220,7 @@ async fn seed_cmd_webhook_is_accepted_deduplicated_and_generates_load() {
         metrics.contains(r#"serin_loadtester_tasks_total{kind="load",outcome="skipped"} 1"#),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("serin_loadtester_requests_total{target="),
-        "{metrics}"
-    );
+    assert!(metrics.contains("serin_loadtester_requests_total{target="), "{metrics}");
 }
 
 #[tokio::test]

@@ -26,13 +26,7 @@ fn free_port() -> u16 {
 
 fn start(port: u16, state: &std::path::Path) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--state-file",
-        ])
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--state-file"])
         .arg(state)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -44,10 +38,7 @@ fn start(port: u16, state: &std::path::Path) -> Running {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return running;
         }
-        assert!(
-            Instant::now() < deadline,
-            "loadtester did not listen on {port}"
-        );
+        assert!(Instant::now() < deadline, "loadtester did not listen on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -96,23 +87,15 @@ fn run_subcommand_prints_a_hey_like_summary() {
         .enable_all()
         .build()
         .expect("rt");
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let addr = listener.local_addr().expect("addr");
-    rt.spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(|| async { "ok" })).await
-    });
+    rt.spawn(async move { axum::serve(listener, axum::Router::new().fallback(|| async { "ok" })).await });
     let out = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
         .args(["run", "-n", "50", "-c", "5", &format!("http://{addr}/")])
         .output()
         .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("[200] 50 responses"), "{stdout}");
     assert!(stdout.contains("Requests/sec:"), "{stdout}");
 }

@@ -5,7 +5,10 @@
 //! - `serin plan FILE`: the rollout schedule of the file's Canary, computed by running the
 //!   engine in a simulated world where everything passes.
 //!
-//! It reads files only; it never talks to a cluster.
+//! - `serin check-metrics FILE --prometheus URL --canary-revision REV`: runs the Canary's metric
+//!   queries once and prints values, bounds and verdicts.
+//!
+//! It reads files and, for `check-metrics`, queries Prometheus; it never talks to a cluster.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -13,13 +16,12 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serin_api::{CanaryDocument, canaries_in, validate};
 use serin_core::{go_duration, schedule::Schedule};
+use serin_metrics::QuerySet;
+
+mod check_metrics;
 
 #[derive(Parser)]
-#[command(
-    name = "serin",
-    version,
-    about = "Progressive delivery for Knative Services"
-)]
+#[command(name = "serin", version, about = "Progressive delivery for Knative Services")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +34,23 @@ enum Command {
         /// YAML files, multi-document allowed.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Run a Canary's metric queries once against Prometheus and judge them.
+    CheckMetrics {
+        /// A YAML file holding the Canary (and any MetricTemplates it references).
+        file: PathBuf,
+        /// Prometheus base URL.
+        #[arg(long, env = "SERIN_PROMETHEUS_URL")]
+        prometheus: String,
+        /// The revision to measure (`{{ route }}`), e.g. podinfo-00002.
+        #[arg(long)]
+        canary_revision: String,
+        /// The primary revision (`{{ primary }}`).
+        #[arg(long)]
+        primary_revision: Option<String>,
+        /// Built-in query set: kourier, queue-proxy-opencensus, queue-proxy-otel.
+        #[arg(long, default_value = "kourier")]
+        query_set: QuerySet,
     },
     /// Print the rollout schedule of a Canary.
     Plan {
@@ -54,6 +73,22 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { files } => validate_files(&files),
         Command::Plan { file, output } => plan(&file, output).map(|()| true),
+        Command::CheckMetrics {
+            file,
+            prometheus,
+            canary_revision,
+            primary_revision,
+            query_set,
+        } => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(check_metrics::run(check_metrics::CheckMetrics {
+                file: &file,
+                prometheus: &prometheus,
+                canary_revision: &canary_revision,
+                primary_revision: primary_revision.as_deref(),
+                query_set,
+            })),
+            Err(e) => Err(e.into()),
+        },
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -120,8 +155,7 @@ fn validate_files(files: &[PathBuf]) -> anyhow::Result<bool> {
 }
 
 fn plan(file: &PathBuf, output: Output) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let docs = canaries_in(&text).with_context(|| file.display().to_string())?;
     let canary = match docs.into_iter().next() {
         Some(CanaryDocument::Parsed(c)) => c,
@@ -160,10 +194,7 @@ fn plan(file: &PathBuf, output: Output) -> anyhow::Result<()> {
                 );
             }
             match schedule.promotion_at_seconds {
-                Some(s) => println!(
-                    "  +{s:>4}s  promotion (after {} metric checks)",
-                    schedule.metric_checks
-                ),
+                Some(s) => println!("  +{s:>4}s  promotion (after {} metric checks)", schedule.metric_checks),
                 None => println!("  never promoted: check the plan"),
             }
             match schedule.fastest_rollback_seconds {

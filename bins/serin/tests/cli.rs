@@ -40,8 +40,7 @@ fn validate_accepts_the_seed() {
 
 #[test]
 fn validate_prints_one_line_per_problem_and_exits_1() {
-    let seed =
-        std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
     let bad = seed
         .replace("provider: knative", "provider: linkerd")
         .replace("maxWeight: 50", "maxWeight: 500");
@@ -56,9 +55,7 @@ fn validate_prints_one_line_per_problem_and_exits_1() {
             format!(
                 "{file}: Canary test/podinfo: spec.provider: \"linkerd\" is not supported: Serin routes Knative Services only (provider: knative)"
             ),
-            format!(
-                "{file}: Canary test/podinfo: spec.analysis.maxWeight: 500 is not a weight between 1 and 100"
-            ),
+            format!("{file}: Canary test/podinfo: spec.analysis.maxWeight: 500 is not a weight between 1 and 100"),
         ]
     );
 }
@@ -74,12 +71,7 @@ fn validate_reports_non_yaml_without_panicking() {
 
 #[test]
 fn plan_json_gives_the_seed_schedule() {
-    let (code, stdout, stderr) = serin(&[
-        "plan",
-        "--output",
-        "json",
-        "testdata/seed/podinfo-canary.yaml",
-    ]);
+    let (code, stdout, stderr) = serin(&["plan", "--output", "json", "testdata/seed/podinfo-canary.yaml"]);
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(
@@ -107,8 +99,5 @@ fn plan_text_names_the_hooks_at_each_step() {
         stdout.contains("+   0s  canary weight  10%  hooks: load-test (rollout)"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("+  75s  promotion (after 5 metric checks)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("+  75s  promotion (after 5 metric checks)"), "{stdout}");
 }

@@ -226,10 +226,6 @@ pub struct CanaryWebhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<i64>,
     /// Skip TLS verification.
-    #[serde(
-        default,
-        rename = "disableTLS",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "disableTLS", skip_serializing_if = "Option::is_none")]
     pub disable_tls: Option<bool>,
 }

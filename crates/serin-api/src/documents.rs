@@ -25,8 +25,7 @@ pub enum CanaryDocument {
 
 /// The Canary documents in `text` (other kinds are skipped).
 pub fn canaries_in(text: &str) -> Result<Vec<CanaryDocument>, YamlError> {
-    let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| YamlError(e.to_string()))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| YamlError(e.to_string()))?;
     let mut out = Vec::new();
     for doc in documents {
         let is_canary = doc.get("kind").and_then(Value::as_str) == Some("Canary")

@@ -23,27 +23,21 @@ mod template;
 mod validate;
 
 pub use canary::{
-    Canary, CanaryAnalysis, CanaryMetric, CanarySpec, CanaryThresholdRange, CanaryWebhook,
-    CrossNamespaceRef, TargetRef,
+    Canary, CanaryAnalysis, CanaryMetric, CanarySpec, CanaryThresholdRange, CanaryWebhook, CrossNamespaceRef, TargetRef,
 };
 pub use documents::{CanaryDocument, YamlError, canaries_in};
-pub use status::{
-    CanaryCondition, CanaryStatus, LastDecision, parse_time, revision_digest, rfc3339,
-};
+pub use status::{CanaryCondition, CanaryStatus, LastDecision, parse_time, revision_digest, rfc3339};
 pub use template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
 pub use validate::{
-    DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT,
-    InvalidCanary, Problem, Validated, parse_duration, validate, webhook_timeout,
+    DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT, InvalidCanary,
+    Problem, Validated, parse_duration, validate, webhook_timeout,
 };
 
 /// The CRDs Serin serves, as `(file name, YAML)` pairs for `deploy/crds/`.
 pub fn crd_documents() -> Result<Vec<(&'static str, String)>, serde_saphyr::SerializeError> {
     use kube::CustomResourceExt;
     Ok(vec![
-        (
-            "canaries.flagger.app.yaml",
-            serde_saphyr::to_string(&Canary::crd())?,
-        ),
+        ("canaries.flagger.app.yaml", serde_saphyr::to_string(&Canary::crd())?),
         (
             "metrictemplates.flagger.app.yaml",
             serde_saphyr::to_string(&MetricTemplate::crd())?,

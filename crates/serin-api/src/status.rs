@@ -149,11 +149,7 @@ impl CanaryStatus {
     pub fn to_rollout(&self) -> RolloutStatus {
         let t = |v: &Option<String>| v.as_deref().and_then(parse_time);
         RolloutStatus {
-            phase: self
-                .phase
-                .as_deref()
-                .and_then(Phase::parse)
-                .unwrap_or_default(),
+            phase: self.phase.as_deref().and_then(Phase::parse).unwrap_or_default(),
             canary_weight: clamp_u8(self.canary_weight),
             failed_checks: clamp_u32(self.failed_checks),
             iterations: clamp_u32(self.iterations),
@@ -193,24 +189,14 @@ impl CanaryStatus {
     }
 
     /// Sets a condition, moving `lastTransitionTime` only when the status changes.
-    pub fn set_condition(
-        &mut self,
-        type_: &str,
-        status: &str,
-        reason: &str,
-        message: &str,
-        now: Time,
-    ) {
+    pub fn set_condition(&mut self, type_: &str, status: &str, reason: &str, message: &str, now: Time) {
         let stamp = rfc3339(now);
         match self.conditions.iter_mut().find(|c| c.type_ == type_) {
             Some(c) => {
                 if c.status != status {
                     c.last_transition_time = Some(stamp.clone());
                 }
-                if c.status != status
-                    || c.reason.as_deref() != Some(reason)
-                    || c.message.as_deref() != Some(message)
-                {
+                if c.status != status || c.reason.as_deref() != Some(reason) || c.message.as_deref() != Some(message) {
                     c.last_update_time = Some(stamp);
                 }
                 c.status = status.to_owned();
@@ -265,27 +251,15 @@ mod tests {
         let mut status = CanaryStatus::default();
         status.apply_rollout(&rollout, "Service", Time::from_millis(1_700_000_015_000));
         assert_eq!(status.to_rollout(), rollout);
-        assert_eq!(
-            status.last_transition_time.as_deref(),
-            Some("2023-11-14T22:13:35Z")
-        );
+        assert_eq!(status.last_transition_time.as_deref(), Some("2023-11-14T22:13:35Z"));
         assert_eq!(status.conditions[0].status, "Unknown");
-        assert_eq!(
-            status.conditions[0].message.as_deref(),
-            Some("Waiting for approval.")
-        );
+        assert_eq!(status.conditions[0].message.as_deref(), Some("Waiting for approval."));
     }
 
     #[test]
     fn condition_transition_time_moves_only_when_status_changes() {
         let mut status = CanaryStatus::default();
-        status.set_condition(
-            "Promoted",
-            "Unknown",
-            "Progressing",
-            "a",
-            Time::from_millis(0),
-        );
+        status.set_condition("Promoted", "Unknown", "Progressing", "a", Time::from_millis(0));
         status.set_condition(
             "Promoted",
             "Unknown",
@@ -297,13 +271,7 @@ mod tests {
             status.conditions[0].last_transition_time.as_deref(),
             Some("1970-01-01T00:00:00Z")
         );
-        status.set_condition(
-            "Promoted",
-            "True",
-            "Succeeded",
-            "c",
-            Time::from_millis(120_000),
-        );
+        status.set_condition("Promoted", "True", "Succeeded", "c", Time::from_millis(120_000));
         assert_eq!(
             status.conditions[0].last_transition_time.as_deref(),
             Some("1970-01-01T00:02:00Z")

@@ -82,10 +82,7 @@ impl Checker {
                 }
                 Ok(d) => d,
                 Err(e) => {
-                    self.error(
-                        path,
-                        format!("{text:?} is not a duration like 15s, 1m or 1h30m: {e}"),
-                    );
+                    self.error(path, format!("{text:?} is not a duration like 15s, 1m or 1h30m: {e}"));
                     default
                 }
             },
@@ -113,11 +110,7 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
     let mut c = Checker::default();
     let spec = &canary.spec;
     let name = canary.metadata.name.clone().unwrap_or_default();
-    let namespace = canary
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let namespace = canary.metadata.namespace.clone().unwrap_or_else(|| "default".into());
 
     match spec.provider.as_deref() {
         Some("knative") => {}
@@ -127,19 +120,14 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
         ),
         Some(other) => c.error(
             "spec.provider",
-            format!(
-                "{other:?} is not supported: Serin routes Knative Services only (provider: knative)"
-            ),
+            format!("{other:?} is not supported: Serin routes Knative Services only (provider: knative)"),
         ),
     }
     let target = &spec.target_ref;
     if target.api_version != "serving.knative.dev/v1" {
         c.error(
             "spec.targetRef.apiVersion",
-            format!(
-                "{:?} must be \"serving.knative.dev/v1\"",
-                target.api_version
-            ),
+            format!("{:?} must be \"serving.knative.dev/v1\"", target.api_version),
         );
     }
     if target.kind != "Service" {
@@ -174,10 +162,7 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
         None => DEFAULT_PROGRESS_DEADLINE,
         Some(s) if s > 0 => Duration::from_secs(s.unsigned_abs()),
         Some(s) => {
-            c.error(
-                "spec.progressDeadlineSeconds",
-                format!("{s} must be positive"),
-            );
+            c.error("spec.progressDeadlineSeconds", format!("{s} must be positive"));
             DEFAULT_PROGRESS_DEADLINE
         }
     };
@@ -189,11 +174,7 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
             &default_analysis
         }
     };
-    let interval = c.duration(
-        "spec.analysis.interval",
-        analysis.interval.as_deref(),
-        DEFAULT_INTERVAL,
-    );
+    let interval = c.duration("spec.analysis.interval", analysis.interval.as_deref(), DEFAULT_INTERVAL);
     let threshold = match analysis.threshold {
         None => 1,
         Some(t) if t <= 0 => 1,
@@ -213,14 +194,8 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
         .map(|(i, w)| webhook(&mut c, i, w))
         .collect();
     for (field, set) in [
-        (
-            "primaryReadyThreshold",
-            analysis.primary_ready_threshold.is_some(),
-        ),
-        (
-            "canaryReadyThreshold",
-            analysis.canary_ready_threshold.is_some(),
-        ),
+        ("primaryReadyThreshold", analysis.primary_ready_threshold.is_some()),
+        ("canaryReadyThreshold", analysis.canary_ready_threshold.is_some()),
         ("mirrorWeight", analysis.mirror_weight.is_some()),
     ] {
         if set {
@@ -231,12 +206,13 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
         }
     }
     if !analysis.alerts.is_empty() {
-        c.warn("spec.analysis.alerts", "alert providers are not implemented: Serin reports through Kubernetes events and event webhooks");
+        c.warn(
+            "spec.analysis.alerts",
+            "alert providers are not implemented: Serin reports through Kubernetes events and event webhooks",
+        );
     }
     if !c.problems.is_empty() {
-        return Err(InvalidCanary {
-            problems: c.problems,
-        });
+        return Err(InvalidCanary { problems: c.problems });
     }
     Ok(Validated {
         plan: Plan {
@@ -268,7 +244,10 @@ fn strategy(c: &mut Checker, a: &CanaryAnalysis) -> Strategy {
         );
     }
     if a.session_affinity.is_some() {
-        c.error("spec.analysis.sessionAffinity", "session affinity is not supported for Knative: Knative routes each request by percentage");
+        c.error(
+            "spec.analysis.sessionAffinity",
+            "session affinity is not supported for Knative: Knative routes each request by percentage",
+        );
     }
     let promotion_step = match a.step_weight_promotion {
         None | Some(0) => None,
@@ -281,10 +260,7 @@ fn strategy(c: &mut Checker, a: &CanaryAnalysis) -> Strategy {
         iterations.is_some(),
     ];
     if chosen.iter().filter(|x| **x).count() > 1 {
-        c.error(
-            "spec.analysis",
-            "set only one of stepWeight, stepWeights or iterations",
-        );
+        c.error("spec.analysis", "set only one of stepWeight, stepWeights or iterations");
     }
     if let Some(n) = iterations {
         return match u32::try_from(n) {
@@ -386,10 +362,7 @@ fn metric(c: &mut Checker, i: usize, m: &CanaryMetric) -> MetricCheck {
             if r.min.is_some_and(f64::is_nan) || r.max.is_some_and(f64::is_nan) {
                 c.error(format!("{path}.thresholdRange"), "bounds must be numbers");
             }
-            ThresholdRange {
-                min: r.min,
-                max: r.max,
-            }
+            ThresholdRange { min: r.min, max: r.max }
         }
         // Legacy scalar threshold: a minimum for success rate, a maximum otherwise (reference §4.4).
         (None, threshold) => {
@@ -420,10 +393,7 @@ fn webhook(c: &mut Checker, i: usize, w: &CanaryWebhook) -> Hook {
         c.error(format!("{path}.name"), "is required");
     }
     if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-        c.error(
-            format!("{path}.url"),
-            format!("{:?} is not an http(s) URL", w.url),
-        );
+        c.error(format!("{path}.url"), format!("{:?} is not an http(s) URL", w.url));
     }
     let _ = c.duration(
         &format!("{path}.timeout"),

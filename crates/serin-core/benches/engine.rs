@@ -41,9 +41,7 @@ fn main() {
     let per_rollout = elapsed / runs;
     let calls_per_sec = calls as f64 / elapsed.as_secs_f64();
     println!("seed rollout simulated {runs} times in {elapsed:?}");
-    println!(
-        "  time to simulate one seed rollout: {per_rollout:?} (virtual duration {virtual_total:?})"
-    );
+    println!("  time to simulate one seed rollout: {per_rollout:?} (virtual duration {virtual_total:?})");
     println!(
         "  ratio virtual time / simulation time: {:.0}x faster than real time",
         virtual_total.as_secs_f64() / per_rollout.as_secs_f64()

@@ -7,8 +7,8 @@
 //! depends only on (plan, status, observation, now).
 
 use crate::{
-    Action, CheckRequest, CheckVerdict, Decision, Event, Explanation, HookKind, HookOutcome,
-    Observation, Phase, Plan, RolloutStatus, Severity, Time, TrafficSplit, Verdict,
+    Action, CheckRequest, CheckVerdict, Decision, Event, Explanation, HookKind, HookOutcome, Observation, Phase, Plan,
+    RolloutStatus, Severity, Time, TrafficSplit, Verdict,
 };
 
 /// The answer of [`step`].
@@ -35,15 +35,9 @@ pub fn step(plan: &Plan, status: &RolloutStatus, obs: &Observation, now: Time) -
 pub fn finalize(plan: &Plan, status: &RolloutStatus, now: Time) -> Decision {
     let obs = Observation::default();
     let mut tick = Tick::new(plan, status, &obs, now);
-    tick.event(
-        Severity::Normal,
-        format!("Terminating canary {}", plan.canary_ref()),
-    );
+    tick.event(Severity::Normal, format!("Terminating canary {}", plan.canary_ref()));
     tick.actions.push(Action::Revert);
-    tick.event(
-        Severity::Normal,
-        format!("Terminated canary {}", plan.canary_ref()),
-    );
+    tick.event(Severity::Normal, format!("Terminated canary {}", plan.canary_ref()));
     tick.status.phase = Phase::Terminating;
     tick.status.next_step_at = None;
     tick.summary("routing given back to Knative (latestRevision 100%)".into());
@@ -105,10 +99,7 @@ impl<'a> Tick<'a> {
 
     fn suspended(&mut self) -> Flow {
         if self.due() {
-            self.event(
-                Severity::Normal,
-                "skipping canary run as object is suspended".into(),
-            );
+            self.event(Severity::Normal, "skipping canary run as object is suspended".into());
             self.schedule_next();
         }
         self.summary("suspended: nothing is changed until spec.suspend is false".into());
@@ -173,10 +164,7 @@ impl<'a> Tick<'a> {
             return Ok(());
         }
         if waiting && already_handled && !self.due() {
-            self.summary(format!(
-                "revision {} waits for confirm-rollout approval",
-                latest.name
-            ));
+            self.summary(format!("revision {} waits for confirm-rollout approval", latest.name));
             return Ok(());
         }
         if let Some(rejection) = self.gate(HookKind::ConfirmRollout)? {
@@ -231,8 +219,7 @@ impl<'a> Tick<'a> {
     }
 
     pub(crate) fn event(&mut self, severity: Severity, message: String) {
-        self.actions
-            .push(Action::Event(Event { severity, message }));
+        self.actions.push(Action::Event(Event { severity, message }));
     }
 
     pub(crate) fn summary(&mut self, summary: String) {
@@ -282,21 +269,13 @@ impl<'a> Tick<'a> {
 
     /// Calls the hooks of `kind` (through a request) and returns the first failure, recording
     /// every outcome in the explanation.
-    pub(crate) fn first_hook_failure(
-        &mut self,
-        kind: HookKind,
-    ) -> Result<Option<Rejection>, Pending> {
+    pub(crate) fn first_hook_failure(&mut self, kind: HookKind) -> Result<Option<Rejection>, Pending> {
         let indices = self.plan.hooks_of(kind);
         self.require(&indices, &[])?;
         let mut first = None;
         for i in indices {
             let hook = &self.plan.webhooks[i];
-            let outcome = self
-                .obs
-                .hooks
-                .get(&i)
-                .cloned()
-                .unwrap_or(HookOutcome::TimedOut);
+            let outcome = self.obs.hooks.get(&i).cloned().unwrap_or(HookOutcome::TimedOut);
             let verdict = match &outcome {
                 HookOutcome::Passed => Verdict::Pass,
                 HookOutcome::Rejected { .. } => Verdict::Fail,
@@ -339,9 +318,7 @@ impl<'a> Tick<'a> {
 
     fn finish(mut self) -> Decision {
         coalesce_traffic(&mut self.actions);
-        if self.status.transition_key() != self.input.transition_key()
-            || self.status.last_transition_at.is_none()
-        {
+        if self.status.transition_key() != self.input.transition_key() || self.status.last_transition_at.is_none() {
             self.status.last_transition_at = Some(self.now);
         }
         let deadline = self

@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{
-    CheckVerdict, MetricCheck, MetricKind, MetricOutcome, Plan, ThresholdRange, Verdict,
-    time::go_duration,
-};
+use crate::{CheckVerdict, MetricCheck, MetricKind, MetricOutcome, Plan, ThresholdRange, Verdict, time::go_duration};
 
 /// The result of judging one metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,12 +14,7 @@ pub struct Judgement {
 }
 
 /// Judges one metric outcome. `canary` is the revision under analysis.
-pub fn judge(
-    plan: &Plan,
-    metric: &MetricCheck,
-    outcome: &MetricOutcome,
-    canary: &str,
-) -> Judgement {
+pub fn judge(plan: &Plan, metric: &MetricCheck, outcome: &MetricOutcome, canary: &str) -> Judgement {
     let check = format!("metric {}", metric.name);
     let bound = describe_range(metric.kind, metric.range);
     let window = go_duration(metric.window);
@@ -59,22 +51,13 @@ pub fn judge(
                 bound,
                 verdict: Verdict::Error,
             },
-            halt_message: Some(format!(
-                "Prometheus query failed for {}: {err}",
-                metric.name
-            )),
+            halt_message: Some(format!("Prometheus query failed for {}: {err}", metric.name)),
         },
         MetricOutcome::Value(v) => judge_value(plan, metric, *v, check, bound),
     }
 }
 
-fn judge_value(
-    plan: &Plan,
-    metric: &MetricCheck,
-    raw: f64,
-    check: String,
-    bound: String,
-) -> Judgement {
+fn judge_value(plan: &Plan, metric: &MetricCheck, raw: f64, check: String, bound: String) -> Judgement {
     // Flagger truncates durations to whole milliseconds before comparing.
     let value = match metric.kind {
         MetricKind::Duration => raw.trunc(),
@@ -98,10 +81,7 @@ fn judge_value(
                 go_duration(millis(limit))
             ),
             MetricKind::Custom => {
-                format!(
-                    "Halt {who} advancement {} {value:.2} {op} {limit}",
-                    metric.name
-                )
+                format!("Halt {who} advancement {} {value:.2} {op} {limit}", metric.name)
             }
         }
     });

@@ -39,14 +39,10 @@ pub mod sim;
 mod status;
 mod time;
 
-pub use action::{
-    Action, CheckVerdict, Decision, Event, Explanation, Severity, TrafficSplit, Verdict,
-};
+pub use action::{Action, CheckVerdict, Decision, Event, Explanation, Severity, TrafficSplit, Verdict};
 pub use engine::{Step, finalize, step};
 pub use judge::{Judgement, judge};
-pub use observe::{
-    CheckRequest, HookOutcome, MetricOutcome, Observation, Readiness, Revision, World,
-};
+pub use observe::{CheckRequest, HookOutcome, MetricOutcome, Observation, Readiness, Revision, World};
 pub use plan::{Hook, HookKind, MetricCheck, MetricKind, Plan, Strategy, ThresholdRange};
 pub use status::{ConditionStatus, Phase, RolloutStatus};
 pub use time::{Time, go_duration};

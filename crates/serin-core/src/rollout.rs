@@ -151,9 +151,7 @@ impl Tick<'_> {
                     Severity::Normal,
                     format!("Advance {} canary weight {weight}", self.plan.canary_ref()),
                 );
-                self.summary(format!(
-                    "first step: {weight}% of traffic to revision {canary}"
-                ));
+                self.summary(format!("first step: {weight}% of traffic to revision {canary}"));
             }
             Strategy::BlueGreen { iterations } => {
                 if let Some(rejection) = self.first_hook_failure(HookKind::Rollout)? {
@@ -169,9 +167,7 @@ impl Tick<'_> {
                         self.plan.target_ref()
                     ),
                 );
-                self.summary(format!(
-                    "blue/green: load tests started against revision {canary}"
-                ));
+                self.summary(format!("blue/green: load tests started against revision {canary}"));
             }
         }
         self.status.analysis_started_at = Some(self.now);
@@ -241,9 +237,7 @@ impl Tick<'_> {
                     Severity::Normal,
                     format!("Advance {} canary weight {next}", self.plan.canary_ref()),
                 );
-                self.summary(format!(
-                    "analysis passed; {next}% of traffic to revision {canary}"
-                ));
+                self.summary(format!("analysis passed; {next}% of traffic to revision {canary}"));
                 self.schedule_next();
                 Ok(())
             }
@@ -253,10 +247,7 @@ impl Tick<'_> {
                     let i = self.status.iterations;
                     self.event(
                         Severity::Normal,
-                        format!(
-                            "Advance {} canary iteration {i}/{iterations}",
-                            self.plan.canary_ref()
-                        ),
+                        format!("Advance {} canary iteration {i}/{iterations}", self.plan.canary_ref()),
                     );
                     self.summary(format!("analysis passed; iteration {i} of {iterations}"));
                     self.schedule_next();
@@ -345,10 +336,7 @@ impl Tick<'_> {
         self.set_traffic(canary, weight);
         self.event(
             Severity::Normal,
-            format!(
-                "Advance {} promotion weight {weight}",
-                self.plan.canary_ref()
-            ),
+            format!("Advance {} promotion weight {weight}", self.plan.canary_ref()),
         );
         self.summary(format!("promoting revision {canary}: {weight}% of traffic"));
         self.schedule_next();
@@ -365,10 +353,7 @@ impl Tick<'_> {
                 format!("Promoting revision {canary} to primary of {target}"),
             );
             self.event(Severity::Normal, "Routing all traffic to primary".into());
-            self.event(
-                Severity::Normal,
-                format!("Promotion completed! Scaling down {target}"),
-            );
+            self.event(Severity::Normal, format!("Promotion completed! Scaling down {target}"));
         }
         let s = &mut self.status;
         s.phase = Phase::Succeeded;

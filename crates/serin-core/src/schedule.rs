@@ -6,8 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::{
-    Hook, HookKind, HookOutcome, MetricCheck, MetricOutcome, Phase, Plan, Readiness, RolloutStatus,
-    Time,
+    Hook, HookKind, HookOutcome, MetricCheck, MetricOutcome, Phase, Plan, Readiness, RolloutStatus, Time,
     sim::{AllPass, CheckContext, Happening, Responder, Simulation},
 };
 
@@ -182,11 +181,7 @@ mod tests {
     #[test]
     fn seed_schedule_is_10_to_50_then_promotion_at_75() {
         let s = Schedule::for_plan(&example_plan());
-        let steps: Vec<(u64, u8)> = s
-            .steps
-            .iter()
-            .map(|s| (s.at_seconds, s.canary_weight))
-            .collect();
+        let steps: Vec<(u64, u8)> = s.steps.iter().map(|s| (s.at_seconds, s.canary_weight)).collect();
         assert_eq!(steps, [(0, 10), (15, 20), (30, 30), (45, 40), (60, 50)]);
         assert_eq!(s.promotion_at_seconds, Some(75));
         assert_eq!(s.metric_checks, 5);

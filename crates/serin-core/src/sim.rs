@@ -5,8 +5,8 @@
 //! clock from one wake-up to the next. It is pure like the rest of the crate.
 
 use crate::{
-    Action, Decision, Event, Hook, HookOutcome, MetricCheck, MetricOutcome, Observation, Phase,
-    Plan, Readiness, Revision, RolloutStatus, Step, Time, TrafficSplit, World, step,
+    Action, Decision, Event, Hook, HookOutcome, MetricCheck, MetricOutcome, Observation, Phase, Plan, Readiness,
+    Revision, RolloutStatus, Step, Time, TrafficSplit, World, step,
 };
 
 /// What a responder knows when it answers a check.

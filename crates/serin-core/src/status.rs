@@ -79,10 +79,7 @@ impl Phase {
         match self {
             Phase::Initialized => (True, format!("{kind} initialization completed.")),
             Phase::Waiting | Phase::WaitingPromotion => (Unknown, "Waiting for approval.".into()),
-            Phase::Progressing => (
-                Unknown,
-                "New revision detected, progressing canary analysis.".into(),
-            ),
+            Phase::Progressing => (Unknown, "New revision detected, progressing canary analysis.".into()),
             Phase::Promoting => (
                 Unknown,
                 "Canary analysis completed, starting primary rolling update.".into(),
@@ -99,10 +96,9 @@ impl Phase {
                 False,
                 "Canary analysis failed, traffic routed back to the primary revision.".into(),
             ),
-            Phase::Initializing | Phase::Terminating => (
-                Unknown,
-                format!("New {kind} detected, starting initialization."),
-            ),
+            Phase::Initializing | Phase::Terminating => {
+                (Unknown, format!("New {kind} detected, starting initialization."))
+            }
         }
     }
 }
@@ -159,11 +155,6 @@ pub struct RolloutStatus {
 impl RolloutStatus {
     /// The fields whose change moves `last_transition_at`.
     pub(crate) fn transition_key(&self) -> (Phase, u8, u32, u32) {
-        (
-            self.phase,
-            self.canary_weight,
-            self.failed_checks,
-            self.iterations,
-        )
+        (self.phase, self.canary_weight, self.failed_checks, self.iterations)
     }
 }

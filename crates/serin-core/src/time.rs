@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// The engine only compares and offsets these values; where they come from
 /// (a wall clock, a virtual clock in tests) is the caller's business.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Time(i64);
 
 impl Time {
@@ -96,9 +94,6 @@ mod tests {
         let t = Time::from_millis(1_000);
         assert_eq!(t + Duration::from_secs(1), Time::from_millis(2_000));
         assert_eq!(Time::from_millis(500).since(t), Duration::ZERO);
-        assert_eq!(
-            (t + Duration::from_millis(250)).since(t),
-            Duration::from_millis(250)
-        );
+        assert_eq!((t + Duration::from_millis(250)).since(t), Duration::from_millis(250));
     }
 }

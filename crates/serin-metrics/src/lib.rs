@@ -22,4 +22,4 @@ pub use prometheus::{Auth, PrometheusConfig, PrometheusProvider, ProviderError, 
 #[cfg(feature = "mock")]
 pub use provider::MockMetricsProvider;
 pub use provider::{MetricsProvider, QueryError, QueryValue, outcome, query_all};
-pub use template::{QueryContext, TemplateError, collapse_whitespace, render};
+pub use template::{QueryContext, TemplateError, collapse_whitespace, promql_duration, render};

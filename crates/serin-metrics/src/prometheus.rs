@@ -161,10 +161,7 @@ impl MetricsProvider for PrometheusProvider {
             }
         })?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| QueryError::Transport(chain(&e)))?;
+        let body = response.bytes().await.map_err(|e| QueryError::Transport(chain(&e)))?;
         parse_response(status, &body)
     }
 }
@@ -188,31 +185,20 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryValue, QueryError
             .ok()
             .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
             .unwrap_or_else(text);
-        return Err(QueryError::Status {
-            status,
-            body: message,
-        });
+        return Err(QueryError::Status { status, body: message });
     }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| QueryError::BadAnswer(format!("{e}: {}", text())))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| QueryError::BadAnswer(format!("{e}: {}", text())))?;
     if v.get("status").and_then(Value::as_str) != Some("success") {
         return Err(QueryError::BadAnswer(text()));
     }
     let data = v.get("data").ok_or_else(|| QueryError::BadAnswer(text()))?;
-    let result = data
-        .get("result")
-        .ok_or_else(|| QueryError::BadAnswer(text()))?;
+    let result = data.get("result").ok_or_else(|| QueryError::BadAnswer(text()))?;
     match data.get("resultType").and_then(Value::as_str) {
         Some("vector") => {
-            let series = result
-                .as_array()
-                .ok_or_else(|| QueryError::BadAnswer(text()))?;
+            let series = result.as_array().ok_or_else(|| QueryError::BadAnswer(text()))?;
             match series.as_slice() {
                 [] => Ok(QueryValue::NoData),
-                [one] => sample(
-                    one.get("value")
-                        .ok_or_else(|| QueryError::BadAnswer(text()))?,
-                ),
+                [one] => sample(one.get("value").ok_or_else(|| QueryError::BadAnswer(text()))?),
                 many => Err(QueryError::Ambiguous(many.len())),
             }
         }
@@ -248,38 +234,31 @@ mod tests {
             .iter()
             .map(|v| serde_json::json!({"metric": {}, "value": [1.0, v]}))
             .collect();
-        serde_json::to_vec(&serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})).expect("json")
+        serde_json::to_vec(
+            &serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}}),
+        )
+        .expect("json")
     }
 
     #[test]
     fn parses_vectors_scalars_and_special_values() {
-        assert_eq!(
-            parse_response(200, &vector(&["95.5"])),
-            Ok(QueryValue::Value(95.5))
-        );
+        assert_eq!(parse_response(200, &vector(&["95.5"])), Ok(QueryValue::Value(95.5)));
         assert_eq!(parse_response(200, &vector(&[])), Ok(QueryValue::NoData));
         assert_eq!(parse_response(200, &vector(&["NaN"])), Ok(QueryValue::NaN));
         assert_eq!(
             parse_response(200, &vector(&["+Inf"])),
             Ok(QueryValue::Value(f64::INFINITY))
         );
-        assert_eq!(
-            parse_response(200, &vector(&["1", "2"])),
-            Err(QueryError::Ambiguous(2))
-        );
+        assert_eq!(parse_response(200, &vector(&["1", "2"])), Err(QueryError::Ambiguous(2)));
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1.0,"1"]}}"#;
         assert_eq!(parse_response(200, scalar), Ok(QueryValue::Value(1.0)));
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert_eq!(
-            parse_response(200, matrix),
-            Err(QueryError::WrongType("matrix".into()))
-        );
+        assert_eq!(parse_response(200, matrix), Err(QueryError::WrongType("matrix".into())));
     }
 
     #[test]
     fn error_bodies_keep_prometheus_message() {
-        let body =
-            br#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected"}"#;
+        let body = br#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected"}"#;
         assert_eq!(
             parse_response(400, body),
             Err(QueryError::Status {
@@ -287,9 +266,7 @@ mod tests {
                 body: "1:5: parse error: unexpected".into()
             })
         );
-        assert!(
-            matches!(parse_response(200, b"<html>"), Err(QueryError::BadAnswer(m)) if m.contains("<html>"))
-        );
+        assert!(matches!(parse_response(200, b"<html>"), Err(QueryError::BadAnswer(m)) if m.contains("<html>")));
         assert!(
             matches!(parse_response(502, b"bad gateway"), Err(QueryError::Status { status: 502, body }) if body == "bad gateway")
         );
@@ -298,10 +275,7 @@ mod tests {
     #[test]
     fn secrets_give_bearer_or_basic_auth() {
         let token = BTreeMap::from([("token".to_owned(), "abc\n".to_owned())]);
-        assert_eq!(
-            Auth::from_secret(&token).expect("token"),
-            Auth::Bearer("abc".into())
-        );
+        assert_eq!(Auth::from_secret(&token).expect("token"), Auth::Bearer("abc".into()));
         let basic = BTreeMap::from([
             ("username".to_owned(), "u".to_owned()),
             ("password".to_owned(), "p".to_owned()),
@@ -309,9 +283,7 @@ mod tests {
         assert!(matches!(Auth::from_secret(&basic), Ok(Auth::Basic { .. })));
         let half = BTreeMap::from([("username".to_owned(), "u".to_owned())]);
         assert_eq!(
-            Auth::from_secret(&half)
-                .expect_err("incomplete")
-                .to_string(),
+            Auth::from_secret(&half).expect_err("incomplete").to_string(),
             "prometheus credentials do not contain a password"
         );
     }
@@ -319,8 +291,7 @@ mod tests {
     #[test]
     fn addresses_must_be_urls_and_keep_their_path_prefix() {
         assert!(PrometheusProvider::new(PrometheusConfig::new("not a url")).is_err());
-        let p = PrometheusProvider::new(PrometheusConfig::new("http://prom:9090/prefix"))
-            .expect("valid");
+        let p = PrometheusProvider::new(PrometheusConfig::new("http://prom:9090/prefix")).expect("valid");
         assert_eq!(p.endpoint(), "http://prom:9090/prefix/api/v1/query");
     }
 }

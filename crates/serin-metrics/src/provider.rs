@@ -56,9 +56,7 @@ pub trait MetricsProvider: Send + Sync {
     async fn is_online(&self) -> Result<(), QueryError> {
         match self.query("vector(1)").await? {
             QueryValue::Value(1.0) => Ok(()),
-            other => Err(QueryError::BadAnswer(format!(
-                "vector(1) returned {other:?}"
-            ))),
+            other => Err(QueryError::BadAnswer(format!("vector(1) returned {other:?}"))),
         }
     }
 }
@@ -75,10 +73,5 @@ pub fn outcome(result: Result<QueryValue, QueryError>) -> MetricOutcome {
 
 /// Runs the queries of one analysis step concurrently; results in input order.
 pub async fn query_all(provider: &dyn MetricsProvider, queries: &[String]) -> Vec<MetricOutcome> {
-    futures::future::join_all(
-        queries
-            .iter()
-            .map(|q| async move { outcome(provider.query(q).await) }),
-    )
-    .await
+    futures::future::join_all(queries.iter().map(|q| async move { outcome(provider.query(q).await) })).await
 }

@@ -67,20 +67,26 @@ pub fn render(template: &str, ctx: &QueryContext) -> Result<String, TemplateErro
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or(TemplateError::Unclosed(offset + start))?;
+        let end = after.find("}}").ok_or(TemplateError::Unclosed(offset + start))?;
         let key = after[..end].trim().trim_start_matches('.');
-        out.push_str(
-            ctx.lookup(key)
-                .ok_or_else(|| TemplateError::Unknown(key.to_owned()))?,
-        );
+        out.push_str(ctx.lookup(key).ok_or_else(|| TemplateError::Unknown(key.to_owned()))?);
         let consumed = start + 2 + end + 2;
         offset += consumed;
         rest = &rest[consumed..];
     }
     out.push_str(rest);
     Ok(collapse_whitespace(&out))
+}
+
+/// A PromQL range duration for `{{ interval }}`: `1m`, `30s`, `2h`, `1500ms`.
+pub fn promql_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if ms.is_multiple_of(3_600_000) && ms > 0 => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) && ms > 0 => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }
 
 /// Collapses every whitespace run to one space and trims the ends.
@@ -116,6 +122,15 @@ mod tests {
     }
 
     #[test]
+    fn promql_durations_use_the_largest_whole_unit() {
+        use std::time::Duration;
+        assert_eq!(promql_duration(Duration::from_secs(60)), "1m");
+        assert_eq!(promql_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(promql_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(promql_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
     fn unknown_variables_and_unclosed_braces_are_named() {
         assert_eq!(
             render("x{{ revision }}", &ctx()),
@@ -125,10 +140,7 @@ mod tests {
             render("{{ variables.nope }}", &ctx()),
             Err(TemplateError::Unknown("variables.nope".into()))
         );
-        assert_eq!(
-            render("ok {{ name", &ctx()),
-            Err(TemplateError::Unclosed(3))
-        );
+        assert_eq!(render("ok {{ name", &ctx()), Err(TemplateError::Unclosed(3)));
         assert_eq!(
             TemplateError::Unknown("revision".into()).to_string(),
             "query template uses unknown variable {{ revision }}"

@@ -12,9 +12,7 @@ use axum::{
     routing::get,
 };
 use serin_core::MetricOutcome;
-use serin_metrics::{
-    Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QueryError, QueryValue, query_all,
-};
+use serin_metrics::{Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QueryError, QueryValue, query_all};
 
 /// What one request carried: the query, `Authorization`, `X-Tenant`.
 type Received = (String, Option<String>, Option<String>);
@@ -28,12 +26,7 @@ async fn api(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> String {
     let query = q.get("query").cloned().unwrap_or_default();
-    let header = |k: &str| {
-        headers
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
     seen.0
         .lock()
         .expect("lock")
@@ -49,9 +42,7 @@ async fn server() -> (String, Seen) {
     let app = Router::new()
         .route("/prefix/api/v1/query", get(api))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/prefix"), seen)
@@ -69,11 +60,7 @@ async fn sends_collapsed_query_auth_and_headers_without_accumulating_them() {
     let seen = seen.0.lock().expect("lock").clone();
     assert_eq!(
         seen[0],
-        (
-            "sum( up )".into(),
-            Some("Bearer t0ken".into()),
-            Some("team-a".into())
-        )
+        ("sum( up )".into(), Some("Bearer t0ken".into()), Some("team-a".into()))
     );
     assert_eq!(seen[1].0, "vector(1)");
     assert_eq!(
@@ -93,10 +80,7 @@ async fn basic_auth_is_sent() {
     };
     let p = PrometheusProvider::new(config).expect("provider");
     let _ = p.query("up").await;
-    assert_eq!(
-        seen.0.lock().expect("lock")[0].1.as_deref(),
-        Some("Basic dTpw")
-    );
+    assert_eq!(seen.0.lock().expect("lock")[0].1.as_deref(), Some("Basic dTpw"));
 }
 
 #[tokio::test]
@@ -110,11 +94,7 @@ async fn queries_time_out_and_run_concurrently() {
         Err(QueryError::Timeout(Duration::from_millis(300)))
     );
     let started = std::time::Instant::now();
-    let outcomes = query_all(
-        &p,
-        &["slow".into(), "slow".into(), "slow".into(), "up".into()],
-    )
-    .await;
+    let outcomes = query_all(&p, &["slow".into(), "slow".into(), "slow".into(), "up".into()]).await;
     assert!(
         started.elapsed() < Duration::from_millis(900),
         "queries ran sequentially: {:?}",

@@ -168,9 +168,7 @@ impl WebhookClient for HttpWebhookClient {
             Ok(()) => HookOutcome::Passed,
             Err(Attempt::Status { status, body }) => HookOutcome::Rejected { status, body },
             Err(Attempt::TimedOut) => HookOutcome::TimedOut,
-            Err(Attempt::Transport(e)) => {
-                HookOutcome::Error(format!("POST {} failed: {e}", call.url))
-            }
+            Err(Attempt::Transport(e)) => HookOutcome::Error(format!("POST {} failed: {e}", call.url)),
         }
     }
 }

@@ -35,12 +35,9 @@ impl CanaryWebhookPayload {
     /// The payload of an event webhook: the hook's metadata plus the event, without letting
     /// the hook's keys override the event's.
     pub fn event(mut self, message: &str, event_type: &str, timestamp_millis: i64) -> Self {
-        self.metadata
-            .insert("eventMessage".into(), message.to_owned());
-        self.metadata
-            .insert("eventType".into(), event_type.to_owned());
-        self.metadata
-            .insert("timestamp".into(), timestamp_millis.to_string());
+        self.metadata.insert("eventMessage".into(), message.to_owned());
+        self.metadata.insert("eventType".into(), event_type.to_owned());
+        self.metadata.insert("timestamp".into(), timestamp_millis.to_string());
         self
     }
 }
@@ -62,13 +59,8 @@ mod tests {
             serde_json::to_value(&p).expect("json"),
             serde_json::json!({"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "85d557f4"})
         );
-        p.metadata
-            .insert("cmd".into(), "hey -z 1m http://podinfo.test".into());
-        p = p.event(
-            "Advance podinfo.test canary weight 10",
-            "Normal",
-            1_700_000_000_000,
-        );
+        p.metadata.insert("cmd".into(), "hey -z 1m http://podinfo.test".into());
+        p = p.event("Advance podinfo.test canary weight 10", "Normal", 1_700_000_000_000);
         let v = serde_json::to_value(&p).expect("json");
         assert_eq!(v["metadata"]["eventType"], "Normal");
         assert_eq!(v["metadata"]["timestamp"], "1700000000000");

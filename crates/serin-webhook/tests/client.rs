@@ -13,9 +13,7 @@ use axum::{
     routing::post,
 };
 use serin_core::HookOutcome;
-use serin_webhook::{
-    CanaryWebhookPayload, EventSink, HookCall, HttpWebhookClient, WebhookClient, call_all,
-};
+use serin_webhook::{CanaryWebhookPayload, EventSink, HookCall, HttpWebhookClient, WebhookClient, call_all};
 
 #[derive(Clone, Default)]
 struct Hits(Arc<Mutex<HashMap<String, usize>>>);
@@ -59,11 +57,7 @@ async fn echo(State(hits): State<Hits>, body: String) -> StatusCode {
     let payload: CanaryWebhookPayload = serde_json::from_str(&body).unwrap_or_default();
     hits.hit(&format!(
         "echo/{}",
-        payload
-            .metadata
-            .get("eventMessage")
-            .cloned()
-            .unwrap_or_default()
+        payload.metadata.get("eventMessage").cloned().unwrap_or_default()
     ));
     StatusCode::OK
 }
@@ -76,9 +70,7 @@ async fn server() -> (String, Hits) {
         .route("/slow", post(slow))
         .route("/echo", post(echo))
         .with_state(hits.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), hits)
@@ -110,9 +102,7 @@ async fn any_2xx_passes_including_204() {
     let (base, _) = server().await;
     for code in [200, 201, 202, 204] {
         assert_eq!(
-            client()
-                .call(&call(format!("{base}/status/{code}"), 0))
-                .await,
+            client().call(&call(format!("{base}/status/{code}"), 0)).await,
             HookOutcome::Passed,
             "{code}"
         );
@@ -203,10 +193,7 @@ async fn event_sink_delivers_in_the_background() {
     assert!(sink.send(c));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while hits.count("echo/hello") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "event never delivered"
-        );
+        assert!(std::time::Instant::now() < deadline, "event never delivered");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -214,12 +201,10 @@ async fn event_sink_delivers_in_the_background() {
 #[tokio::test]
 async fn mock_client_is_usable_by_embedders() {
     let mut mock = serin_webhook::MockWebhookClient::new();
-    mock.expect_call()
-        .times(1)
-        .returning(|_| HookOutcome::Rejected {
-            status: 403,
-            body: "Forbidden".into(),
-        });
+    mock.expect_call().times(1).returning(|_| HookOutcome::Rejected {
+        status: 403,
+        body: "Forbidden".into(),
+    });
     let outcome = mock.call(&call("http://unused/".into(), 0)).await;
     assert_eq!(
         outcome,

@@ -34,8 +34,7 @@ fn schema_properties(schema: &Value, path: &[&str]) -> Vec<String> {
 }
 
 fn flagger_canary_schema() -> Value {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&read("testdata/flagger/crd.yaml")).expect("flagger crd");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&read("testdata/flagger/crd.yaml")).expect("flagger crd");
     docs[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
@@ -81,14 +80,8 @@ fn every_flagger_status_field_exists_in_serins_schema() {
         "phase",
     ];
     for field in wanted {
-        assert!(
-            theirs.contains(&field.to_owned()),
-            "{field} not in Flagger's status"
-        );
-        assert!(
-            ours.contains(&field.to_owned()),
-            "{field} missing in Serin's status"
-        );
+        assert!(theirs.contains(&field.to_owned()), "{field} not in Flagger's status");
+        assert!(ours.contains(&field.to_owned()), "{field} missing in Serin's status");
     }
 }
 

@@ -41,10 +41,7 @@ fn wrong_provider_and_target_are_named() {
 fn weights_must_be_in_range() {
     let p = problems(&[
         ("maxWeight: 50", "maxWeight: 150"),
-        (
-            "stepWeight: 10",
-            "stepWeight: 0\n    stepWeights: [10, 5, 200]",
-        ),
+        ("stepWeight: 10", "stepWeight: 0\n    stepWeights: [10, 5, 200]"),
     ]);
     assert_eq!(
         p,
@@ -54,10 +51,7 @@ fn weights_must_be_in_range() {
         ]
     );
     let p = problems(&[("maxWeight: 50", "maxWeight: 150")]);
-    assert_eq!(
-        p,
-        ["spec.analysis.maxWeight: 150 is not a weight between 1 and 100"]
-    );
+    assert_eq!(p, ["spec.analysis.maxWeight: 150 is not a weight between 1 and 100"]);
 }
 
 #[test]
@@ -68,9 +62,7 @@ fn durations_must_parse() {
     ]);
     assert_eq!(p.len(), 2, "{p:?}");
     assert!(
-        p[0].starts_with(
-            "spec.analysis.interval: \"fifteen\" is not a duration like 15s, 1m or 1h30m"
-        ),
+        p[0].starts_with("spec.analysis.interval: \"fifteen\" is not a duration like 15s, 1m or 1h30m"),
         "{p:?}"
     );
     assert!(
@@ -112,9 +104,7 @@ fn unsupported_strategies_are_rejected_with_why() {
     )]);
     assert_eq!(
         p,
-        [
-            "spec.autoscalerRef: can't use an autoscaler with a Knative Service: Knative scales revisions itself"
-        ]
+        ["spec.autoscalerRef: can't use an autoscaler with a Knative Service: Knative scales revisions itself"]
     );
 }
 
@@ -122,10 +112,7 @@ fn unsupported_strategies_are_rejected_with_why() {
 fn unknown_metric_and_webhook_type_are_named() {
     let p = problems(&[
         ("name: request-duration", "name: error-rate"),
-        (
-            "- name: load-test",
-            "- name: load-test\n        type: pre-deploy",
-        ),
+        ("- name: load-test", "- name: load-test\n        type: pre-deploy"),
     ]);
     assert_eq!(
         p,
@@ -140,20 +127,14 @@ fn unknown_metric_and_webhook_type_are_named() {
 fn wrongly_typed_fields_are_reported_with_their_path_not_a_crash() {
     let p = problems(&[("maxWeight: 50", "maxWeight: fifty")]);
     assert_eq!(p.len(), 1);
-    assert!(
-        p[0].starts_with("spec.analysis.maxWeight: invalid type"),
-        "{p:?}"
-    );
+    assert!(p[0].starts_with("spec.analysis.maxWeight: invalid type"), "{p:?}");
 }
 
 #[test]
 fn step_weights_and_blue_green_convert() {
-    let text = read("testdata/seed/podinfo-canary.yaml")
-        .replace("stepWeight: 10", "stepWeights: [1, 5, 25, 80]");
+    let text = read("testdata/seed/podinfo-canary.yaml").replace("stepWeight: 10", "stepWeights: [1, 5, 25, 80]");
     let docs = canaries_in(&text).expect("yaml");
-    let CanaryDocument::Parsed(c) = &docs[0] else {
-        panic!()
-    };
+    let CanaryDocument::Parsed(c) = &docs[0] else { panic!() };
     let v = validate(c).expect("valid");
     assert_eq!(
         v.plan.strategy,
@@ -173,9 +154,7 @@ fn step_weights_and_blue_green_convert() {
         .replace("    maxWeight: 50\n", "")
         .replace("stepWeight: 10", "iterations: 4");
     let docs = canaries_in(&text).expect("yaml");
-    let CanaryDocument::Parsed(c) = &docs[0] else {
-        panic!()
-    };
+    let CanaryDocument::Parsed(c) = &docs[0] else { panic!() };
     assert_eq!(
         validate(c).expect("valid").plan.strategy,
         Strategy::BlueGreen { iterations: 4 }

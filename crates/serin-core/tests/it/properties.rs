@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use serin_core::{
-    Action, HookKind, HookOutcome, MetricOutcome, Observation, Phase, Readiness, Revision,
-    RolloutStatus, Step, Strategy as Rollout, Time, World, sim::example_plan, step,
+    Action, HookKind, HookOutcome, MetricOutcome, Observation, Phase, Readiness, Revision, RolloutStatus, Step,
+    Strategy as Rollout, Time, World, sim::example_plan, step,
 };
 
 /// What the world does at one step.
@@ -39,34 +39,32 @@ fn beat() -> impl Strategy<Value = Beat> {
 }
 
 fn plan_variant() -> impl Strategy<Value = serin_core::Plan> {
-    (1u32..5, 1u8..60, 1u8..=100, prop::bool::ANY, 0u8..40).prop_map(
-        |(threshold, step, max, blue_green, promo)| {
-            let mut plan = example_plan();
-            plan.threshold = threshold;
-            plan.strategy = if blue_green {
-                Rollout::BlueGreen {
-                    iterations: u32::from(step % 5) + 1,
-                }
-            } else {
-                Rollout::Canary {
-                    weights: Rollout::linear(step, max),
-                    promotion_step: (promo > 20).then_some(promo),
-                }
-            };
-            for (name, kind) in [
-                ("rollout-gate", HookKind::ConfirmRollout),
-                ("more", HookKind::ConfirmTrafficIncrease),
-                ("promote", HookKind::ConfirmPromotion),
-                ("abort", HookKind::Rollback),
-            ] {
-                plan.webhooks.push(serin_core::Hook {
-                    name: name.into(),
-                    kind,
-                });
+    (1u32..5, 1u8..60, 1u8..=100, prop::bool::ANY, 0u8..40).prop_map(|(threshold, step, max, blue_green, promo)| {
+        let mut plan = example_plan();
+        plan.threshold = threshold;
+        plan.strategy = if blue_green {
+            Rollout::BlueGreen {
+                iterations: u32::from(step % 5) + 1,
             }
-            plan
-        },
-    )
+        } else {
+            Rollout::Canary {
+                weights: Rollout::linear(step, max),
+                promotion_step: (promo > 20).then_some(promo),
+            }
+        };
+        for (name, kind) in [
+            ("rollout-gate", HookKind::ConfirmRollout),
+            ("more", HookKind::ConfirmTrafficIncrease),
+            ("promote", HookKind::ConfirmPromotion),
+            ("abort", HookKind::Rollback),
+        ] {
+            plan.webhooks.push(serin_core::Hook {
+                name: name.into(),
+                kind,
+            });
+        }
+        plan
+    })
 }
 
 proptest! {

@@ -3,8 +3,7 @@
 use std::{cell::Cell, rc::Rc, time::Duration};
 
 use serin_core::{
-    Hook, HookKind, HookOutcome, MetricKind, MetricOutcome, Phase, Readiness, Strategy,
-    sim::example_plan,
+    Hook, HookKind, HookOutcome, MetricKind, MetricOutcome, Phase, Readiness, Strategy, sim::example_plan,
 };
 
 use crate::support::{Scripted, assert_transcript, at, started};
@@ -92,10 +91,7 @@ fn seed_rolls_back_on_errors_at_the_threshold_th_failure() {
     assert_eq!(sim.status.failed_checks, 15);
     assert_eq!(
         sim.world.traffic,
-        vec![
-            ("podinfo-00001".to_owned(), 100),
-            ("podinfo-00002".to_owned(), 0)
-        ]
+        vec![("podinfo-00001".to_owned(), 100), ("podinfo-00002".to_owned(), 0)]
     );
 }
 
@@ -182,19 +178,16 @@ fn failed_revision_is_rolled_back_at_once() {
     );
     let _ = sim.step_now();
     assert_eq!(sim.status.phase, Phase::Failed);
-    assert!(sim.event_messages().contains(
-        &"Rolling back podinfo.test revision podinfo-00002 failed: ImagePullBackOff".to_owned()
-    ));
+    assert!(
+        sim.event_messages()
+            .contains(&"Rolling back podinfo.test revision podinfo-00002 failed: ImagePullBackOff".to_owned())
+    );
     assert_eq!(sim.world.traffic[0], ("podinfo-00001".to_owned(), 100));
 }
 
 #[test]
 fn late_readiness_starts_the_first_step_when_the_revision_becomes_ready() {
-    let mut sim = started(
-        example_plan(),
-        Scripted::all_pass(),
-        Readiness::NotYet { reason: None },
-    );
+    let mut sim = started(example_plan(), Scripted::all_pass(), Readiness::NotYet { reason: None });
     sim.now = at(7);
     sim.world.set_readiness("podinfo-00002", Readiness::Ready);
     let _ = sim.step_now();
@@ -213,8 +206,7 @@ fn gate(name: &str, kind: HookKind) -> Hook {
 #[test]
 fn confirm_promotion_gate_holds_then_promotes_when_opened() {
     let mut plan = example_plan();
-    plan.webhooks
-        .push(gate("approve", HookKind::ConfirmPromotion));
+    plan.webhooks.push(gate("approve", HookKind::ConfirmPromotion));
     let open = Rc::new(Cell::new(false));
     let gate_state = open.clone();
     let responder = Scripted::all_pass().hook(move |h, _| match h.kind {
@@ -239,16 +231,16 @@ fn confirm_promotion_gate_holds_then_promotes_when_opened() {
     assert_eq!(waits, 1, "the wait is announced once");
     open.set(true);
     assert!(sim.run_until_idle(at(3600)));
-    assert!(crate::support::transcript(&sim).contains(
-        "+135 Normal Confirm-promotion check approve passed\n+135 promote podinfo-00002"
-    ));
+    assert!(
+        crate::support::transcript(&sim)
+            .contains("+135 Normal Confirm-promotion check approve passed\n+135 promote podinfo-00002")
+    );
 }
 
 #[test]
 fn confirm_rollout_gate_holds_the_revision_in_waiting() {
     let mut plan = example_plan();
-    plan.webhooks
-        .insert(0, gate("start", HookKind::ConfirmRollout));
+    plan.webhooks.insert(0, gate("start", HookKind::ConfirmRollout));
     let open = Rc::new(Cell::new(false));
     let gate_state = open.clone();
     let responder = Scripted::all_pass().hook(move |h, _| match h.kind {
@@ -270,10 +262,7 @@ fn confirm_rollout_gate_holds_the_revision_in_waiting() {
         text.contains("+0 Warning Halt podinfo.test advancement waiting for approval start"),
         "{text}"
     );
-    assert!(
-        text.contains("+45 Normal Confirm-rollout check start passed"),
-        "{text}"
-    );
+    assert!(text.contains("+45 Normal Confirm-rollout check start passed"), "{text}");
     assert!(text.contains("+120 promote podinfo-00002"), "{text}");
 }
 
@@ -309,9 +298,8 @@ fn skip_analysis_promotes_at_once_with_routing_after_the_primary_swap() {
     assert_eq!(sim.world.traffic, vec![("podinfo-00002".to_owned(), 100)]);
     assert!(sim.run_until_idle(at(3600)));
     assert!(
-        sim.event_messages().contains(
-            &"Promotion completed! Canary analysis was skipped for podinfo.test".to_owned()
-        )
+        sim.event_messages()
+            .contains(&"Promotion completed! Canary analysis was skipped for podinfo.test".to_owned())
     );
 }
 
@@ -330,10 +318,7 @@ fn suspend_freezes_the_analysis_and_resume_continues_where_it_was() {
     sim.plan.suspend = false;
     assert!(sim.run_until_idle(at(3600)));
     assert_eq!(sim.status.phase, Phase::Succeeded);
-    assert_eq!(
-        sim.status.primary_revision.as_deref(),
-        Some("podinfo-00002")
-    );
+    assert_eq!(sim.status.primary_revision.as_deref(), Some("podinfo-00002"));
 }
 
 #[test]
@@ -351,7 +336,12 @@ fn pre_rollout_failure_counts_and_retries_each_interval() {
     let mut sim = started(plan, responder, Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     let text = crate::support::transcript(&sim);
-    assert!(text.contains("+0 Warning Halt podinfo.test advancement pre-rollout check smoke failed status 500: smoke test failed"), "{text}");
+    assert!(
+        text.contains(
+            "+0 Warning Halt podinfo.test advancement pre-rollout check smoke failed status 500: smoke test failed"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("+30 Warning Rolling back podinfo.test failed checks threshold reached 3"),
         "{text}"
@@ -398,8 +388,7 @@ fn step_weight_promotion_ramps_the_analysed_revision_to_100() {
 #[test]
 fn traffic_increase_gate_halts_without_counting_a_failure() {
     let mut plan = example_plan();
-    plan.webhooks
-        .push(gate("more", HookKind::ConfirmTrafficIncrease));
+    plan.webhooks.push(gate("more", HookKind::ConfirmTrafficIncrease));
     let responder = Scripted::all_pass().hook(|h, ctx| match h.kind {
         HookKind::ConfirmTrafficIncrease if ctx.canary_weight >= 20 => HookOutcome::TimedOut,
         _ => HookOutcome::Passed,
@@ -415,21 +404,17 @@ fn traffic_increase_gate_halts_without_counting_a_failure() {
 fn a_failed_rollout_is_not_retried_until_a_newer_revision_appears() {
     let mut plan = example_plan();
     plan.threshold = 1;
-    let responder =
-        Scripted::all_pass().metric(|_, _| MetricOutcome::Error("connection refused".into()));
+    let responder = Scripted::all_pass().metric(|_, _| MetricOutcome::Error("connection refused".into()));
     let mut sim = started(plan, responder, Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
     assert_eq!(sim.status.phase, Phase::Failed);
     let before = sim.log.len();
     let _ = sim.step_now();
-    assert_eq!(
-        sim.log.len(),
-        before,
-        "nothing happens for the rolled-back revision"
+    assert_eq!(sim.log.len(), before, "nothing happens for the rolled-back revision");
+    assert!(
+        sim.event_messages()
+            .contains(&"Prometheus query failed for request-success-rate: connection refused".to_owned())
     );
-    assert!(sim.event_messages().contains(
-        &"Prometheus query failed for request-success-rate: connection refused".to_owned()
-    ));
     sim.world.create_revision("podinfo-00003", Readiness::Ready);
     let _ = sim.step_now();
     assert_eq!(sim.status.phase, Phase::Progressing);

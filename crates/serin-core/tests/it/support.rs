@@ -40,10 +40,7 @@ impl Scripted {
         }
     }
 
-    pub fn metric(
-        mut self,
-        f: impl FnMut(&MetricCheck, &CheckContext) -> MetricOutcome + 'static,
-    ) -> Self {
+    pub fn metric(mut self, f: impl FnMut(&MetricCheck, &CheckContext) -> MetricOutcome + 'static) -> Self {
         self.metric = Box::new(f);
         self
     }

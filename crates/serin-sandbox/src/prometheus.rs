@@ -1,0 +1,116 @@
+//! Starts a real Prometheus (the Debian package) that scrapes the sandbox, and stops it on drop.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Why Prometheus could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    /// No binary.
+    #[error(
+        "prometheus is not installed: run `apt-get update && apt-get install -y --no-install-recommends prometheus` (Debian), or set SERIN_PROMETHEUS to its path"
+    )]
+    Missing,
+    /// It could not be started or did not become ready.
+    #[error("prometheus: {0}")]
+    Start(String),
+}
+
+/// A running Prometheus; killed and its data removed when dropped.
+pub struct Prometheus {
+    /// Its base URL.
+    pub url: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The Prometheus binary: `$SERIN_PROMETHEUS`, `prometheus` on the PATH, or `/usr/bin/prometheus`.
+pub fn find_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("SERIN_PROMETHEUS") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("prometheus"))
+        .chain([PathBuf::from("/usr/bin/prometheus")])
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> Result<u16, PrometheusError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| PrometheusError::Start(e.to_string()))
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `targets` (`host:port`, path `/stats/prometheus`) every second,
+    /// and waits until it is ready.
+    pub fn start(targets: &[String]) -> Result<Prometheus, PrometheusError> {
+        let binary = find_binary().ok_or(PrometheusError::Missing)?;
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("serin-prometheus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| PrometheusError::Start(e.to_string()))?;
+        let targets = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sandbox\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: [{targets}]\n"
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).map_err(|e| PrometheusError::Start(e.to_string()))?;
+        let child = Command::new(&binary)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| PrometheusError::Start(format!("{}: {e}", binary.display())))?;
+        let prometheus = Prometheus {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            dir,
+        };
+        prometheus.wait_ready(Duration::from_secs(30))?;
+        Ok(prometheus)
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), PrometheusError> {
+        let deadline = Instant::now() + limit;
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+                use std::io::{Read, Write};
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let _ = write!(stream, "GET /-/ready HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(PrometheusError::Start(format!(
+            "not ready at {} within {limit:?}",
+            self.url
+        )))
+    }
+
+    /// Stops Prometheus now (tests of provider errors).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
