@@ -9,5 +9,6 @@
 //! No product crate depends on this one.
 
 pub mod demo_app;
+pub mod kube_api;
 pub mod prometheus;
 pub mod router;
