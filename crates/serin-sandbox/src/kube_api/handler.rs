@@ -204,7 +204,7 @@ async fn handle(
         Ok(Reply::Object(code, v)) => {
             (axum::http::StatusCode::from_u16(code).unwrap_or_default(), Json(v)).into_response()
         }
-        Ok(Reply::Watch(req)) => watch::serve(shared.clone(), req),
+        Ok(Reply::Watch(req)) => watch::serve(shared.clone(), *req),
         Err(e) => e.into_response(),
     }
 }
@@ -236,7 +236,7 @@ fn openapi_doc(shared: &Arc<Shared>, all: &[ResourceDef], group: &str, version: 
 
 enum Reply {
     Object(u16, Value),
-    Watch(WatchRequest),
+    Watch(Box<WatchRequest>),
 }
 
 fn namespace_of(target: &Target) -> Result<String, ApiError> {
@@ -286,7 +286,7 @@ fn dispatch(
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_secs);
             let bookmarks = query.get("allowWatchBookmarks").is_some_and(|v| v == "true");
-            Ok(Reply::Watch(WatchRequest {
+            Ok(Reply::Watch(Box::new(WatchRequest {
                 def: def.clone(),
                 namespace: target.namespace.clone(),
                 labels,
@@ -295,7 +295,7 @@ fn dispatch(
                 timeout,
                 bookmarks,
                 table: wants_table,
-            }))
+            })))
         }
         "list" => list(shared, target, query, wants_table),
         "get" => {

@@ -50,11 +50,14 @@ pub enum Operation {
 /// A validating admission callback: `Err(message)` denies the request.
 pub type AdmissionHook = Arc<dyn Fn(Operation, &Value, Option<&Value>) -> Result<(), String> + Send + Sync>;
 
+/// An admission hook and the name that appears in its denials.
+type NamedHook = (String, AdmissionHook);
+
 /// State shared by the handlers.
 pub struct Shared {
     store: Mutex<store::Store>,
     registry: RwLock<Vec<ResourceDef>>,
-    admission: RwLock<HashMap<(String, String), Vec<(String, AdmissionHook)>>>,
+    admission: RwLock<HashMap<(String, String), Vec<NamedHook>>>,
     faults: Mutex<faults::FaultState>,
     addr: SocketAddr,
 }
