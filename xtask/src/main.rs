@@ -3,7 +3,7 @@
 //! - `ci`: format check, clippy, the whole test suite in one invocation, docs with warnings denied.
 //! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
 //! - `demo`: the seed tutorial, simulated (see `demo.rs`).
-//! - `bench [core|loadtester|all]`: the benchmarks; figures go to stdout and `target/bench/`.
+//! - `bench [core|loadtester|sandbox|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
 mod tidy;
@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
         Some("demo") => demo::run(&root, &args[1..]),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|all]>");
+            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|sandbox|all]>");
             bail!("unknown or missing command")
         }
     }
@@ -123,8 +123,9 @@ fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
     let packages: &[&str] = match which {
         "core" => &["serin-core"],
         "loadtester" => &["serin-loadtester"],
-        "all" => &["serin-core", "serin-loadtester"],
-        other => bail!("unknown benchmark {other:?}: core, loadtester or all"),
+        "sandbox" => &["serin-sandbox"],
+        "all" => &["serin-core", "serin-loadtester", "serin-sandbox"],
+        other => bail!("unknown benchmark {other:?}: core, loadtester, sandbox or all"),
     };
     for package in packages {
         run(root, "cargo", &["bench", "-p", package], &[])?;
