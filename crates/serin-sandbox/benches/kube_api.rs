@@ -38,12 +38,16 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let api = KubeApi::start(0).await.expect("start");
         let client = api.client().expect("client");
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "bench"}, "data": {"k": "0"}})).expect("cm");
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": "bench"}, "data": {"k": "0"}})).expect("cm");
         cms.create(&PostParams::default(), &cm).await.expect("create");
         let n = 4000;
         let c = client.clone();
@@ -66,14 +70,26 @@ fn main() {
         let patches = rate(n, 8, move |i| {
             let a = a.clone();
             async move {
-                let _ = a.patch("bench", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": i.to_string()}}))).await;
+                let _ = a
+                    .patch(
+                        "bench",
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"data": {"k": i.to_string()}})),
+                    )
+                    .await;
             }
         })
         .await;
         println!("API emulator, {n} requests each, 8 concurrent clients:");
         println!("  GET /version (baseline) {baseline:>9.0} req/s");
-        println!("  GET configmap           {gets:>9.0} req/s  ({:.2}x baseline)", gets / baseline);
-        println!("  PATCH configmap         {patches:>9.0} req/s  ({:.2}x baseline)", patches / baseline);
+        println!(
+            "  GET configmap           {gets:>9.0} req/s  ({:.2}x baseline)",
+            gets / baseline
+        );
+        println!(
+            "  PATCH configmap         {patches:>9.0} req/s  ({:.2}x baseline)",
+            patches / baseline
+        );
 
         let objects = 10_000;
         let started = Instant::now();
@@ -82,7 +98,8 @@ fn main() {
             move |i| {
                 let a = a.clone();
                 async move {
-                    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("o{i:05}")}})).expect("cm");
+                    let cm: ConfigMap =
+                        serde_json::from_value(json!({"metadata": {"name": format!("o{i:05}")}})).expect("cm");
                     let _ = a.create(&PostParams::default(), &cm).await;
                 }
             }
@@ -95,7 +112,8 @@ fn main() {
                 let a = cms.clone();
                 tokio::spawn(async move {
                     use futures::StreamExt;
-                    let mut stream = std::pin::pin!(a.watch(&kube::api::WatchParams::default(), "0").await.expect("watch"));
+                    let mut stream =
+                        std::pin::pin!(a.watch(&kube::api::WatchParams::default(), "0").await.expect("watch"));
                     let mut seen = 0;
                     while seen < objects {
                         match tokio::time::timeout(Duration::from_secs(60), stream.next()).await {
@@ -112,8 +130,18 @@ fn main() {
             total += w.await.unwrap_or(0);
         }
         let fanout = started.elapsed();
-        let listed = cms.list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
-        println!("  created {objects} objects in {created:?} ({:.0}/s)", objects as f64 / created.as_secs_f64());
-        println!("  watch fan-out: 10 watchers received {total} events in {fanout:?} ({:.0} events/s); list holds {listed}", total as f64 / fanout.as_secs_f64());
+        let listed = cms
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        println!(
+            "  created {objects} objects in {created:?} ({:.0}/s)",
+            objects as f64 / created.as_secs_f64()
+        );
+        println!(
+            "  watch fan-out: 10 watchers received {total} events in {fanout:?} ({:.0} events/s); list holds {listed}",
+            total as f64 / fanout.as_secs_f64()
+        );
     });
 }

@@ -9,6 +9,7 @@
 //! No product crate depends on this one.
 
 pub mod demo_app;
+pub mod knative;
 pub mod kube_api;
 pub mod prometheus;
 pub mod router;

@@ -1,12 +1,20 @@
 //! `serin-sandbox`: run sandbox components as processes.
 //!
-//! `serin-sandbox kube-api --port N [--crds PATH]...` runs the Kubernetes API emulator, with
-//! CRDs from YAML files or directories installed, until interrupted.
+//! - `serin-sandbox kube-api --port N [--crds PATH]... [--knative]` runs the Kubernetes API
+//!   emulator, with CRDs from YAML files or directories installed; `--knative` also attaches the
+//!   Knative Serving simulator, Knative's traffic validation and the traffic router.
+//! - `serin-sandbox knative --server URL` runs the Knative simulator alone against any API server.
+//!
+//! Both run until interrupted.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serin_sandbox::kube_api::KubeApi;
+use serin_sandbox::{
+    knative::{SimConfig, Simulator},
+    kube_api::KubeApi,
+    router::TrafficRouter,
+};
 
 fn crd_documents(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut files = Vec::new();
@@ -37,19 +45,45 @@ fn crd_documents(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some("kube-api") = args.first().map(String::as_str) else {
-        bail!("usage: serin-sandbox kube-api [--port N] [--crds PATH]...");
-    };
+    let usage =
+        "usage: serin-sandbox kube-api [--port N] [--crds PATH]... [--knative] | serin-sandbox knative --server URL";
+    let command = args.first().map(String::as_str).unwrap_or_default().to_owned();
+    if !matches!(command.as_str(), "kube-api" | "knative") {
+        bail!(usage);
+    }
     let mut port = 0u16;
     let mut crds: Vec<PathBuf> = Vec::new();
+    let mut knative = false;
+    let mut server = None;
     let mut i = 1;
     while i < args.len() {
         match (args[i].as_str(), args.get(i + 1)) {
+            ("--knative", _) => {
+                knative = true;
+                i += 1;
+                continue;
+            }
             ("--port", Some(p)) => port = p.parse().context("--port")?,
             ("--crds", Some(p)) => crds.push(PathBuf::from(p)),
-            (other, _) => bail!("unknown argument {other:?}"),
+            ("--server", Some(s)) => server = Some(s.clone()),
+            (other, _) => bail!("unknown argument {other:?}; {usage}"),
         }
         i += 2;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if command == "knative" {
+        let url: http::Uri = server
+            .context("--server URL is required")?
+            .parse()
+            .context("--server")?;
+        let client = kube::Client::try_from(kube::Config::new(url))?;
+        let router = std::sync::Arc::new(TrafficRouter::start().await?);
+        println!(
+            "knative simulator running; traffic router on {} (metrics on {})",
+            router.addr, router.admin_addr
+        );
+        Simulator::new(client, SimConfig::default(), Some(router)).run().await;
+        return Ok(());
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("SERIN_LOG"))
@@ -63,6 +97,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("kube-api listening on {} (kubectl --server {})", api.url(), api.url());
+    if knative {
+        serin_sandbox::knative::validation::install(&api);
+        let router = std::sync::Arc::new(TrafficRouter::start().await?);
+        println!(
+            "knative simulator attached; traffic router on {} (metrics on {})",
+            router.addr, router.admin_addr
+        );
+        tokio::spawn(Simulator::new(api.client()?, SimConfig::default(), Some(router)).run());
+    }
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

@@ -5,28 +5,67 @@ use serde_json::{Value, json};
 
 use super::registry::ResourceDef;
 
+/// Evaluates the JSONPath subset printer columns use: `.a.b`, `['k.with.dots']`, `[0]`,
+/// and `[?(@.type=='Ready')]`.
 fn lookup(object: &Value, json_path: &str) -> Value {
-    let path = json_path
-        .trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .trim_start_matches('.');
-    let mut node = object;
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        match node.get(part) {
-            Some(next) => node = next,
-            None => return Value::Null,
+    let path = json_path.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut nodes: Vec<&Value> = vec![object];
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("[?(@.") {
+            let Some(end) = after.find(")]") else {
+                return Value::Null;
+            };
+            let cond = &after[..end];
+            let Some((key, wanted)) = cond.split_once("==") else {
+                return Value::Null;
+            };
+            let wanted = wanted.trim().trim_matches('\'').trim_matches('"');
+            nodes = nodes
+                .into_iter()
+                .flat_map(|n| n.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default())
+                .filter(|item| item.get(key.trim()).and_then(Value::as_str) == Some(wanted))
+                .collect();
+            rest = &after[end + 2..];
+        } else if let Some(after) = rest.strip_prefix("['") {
+            let Some(end) = after.find("']") else {
+                return Value::Null;
+            };
+            let key = after[..end].replace("\\.", ".");
+            nodes = nodes.into_iter().filter_map(|n| n.get(&key)).collect();
+            rest = &after[end + 2..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let Some(end) = after.find(']') else { return Value::Null };
+            let index: usize = after[..end].parse().unwrap_or(usize::MAX);
+            nodes = nodes.into_iter().filter_map(|n| n.get(index)).collect();
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let key = &after[..end];
+            if !key.is_empty() {
+                nodes = nodes.into_iter().filter_map(|n| n.get(key)).collect();
+            }
+            rest = &after[end..];
+        } else {
+            return Value::Null;
         }
     }
-    match node {
-        Value::Array(items) => json!(
+    match nodes.as_slice() {
+        [] => Value::Null,
+        [Value::Array(items)] => json!(
             items
                 .iter()
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 .collect::<Vec<_>>()
                 .join(",")
         ),
-        other => other.clone(),
+        [one] => (*one).clone(),
+        many => json!(
+            many.iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     }
 }
 
@@ -84,4 +123,25 @@ pub fn table(def: &ResourceDef, objects: &[Value], list_rv: Option<String>) -> V
         "columnDefinitions": columns,
         "rows": rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookup;
+    use serde_json::json;
+
+    #[test]
+    fn printer_column_paths() {
+        let o = json!({"metadata": {"labels": {"serving.knative.dev/configuration": "podinfo"}}, "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "X", "status": "False"}], "traffic": [{"percent": 90}]}});
+        assert_eq!(
+            lookup(&o, ".status.conditions[?(@.type=='Ready')].status"),
+            json!("True")
+        );
+        assert_eq!(
+            lookup(&o, ".metadata.labels['serving\\.knative\\.dev/configuration']"),
+            json!("podinfo")
+        );
+        assert_eq!(lookup(&o, ".status.traffic[0].percent"), json!(90));
+        assert_eq!(lookup(&o, ".status.missing"), serde_json::Value::Null);
+    }
 }

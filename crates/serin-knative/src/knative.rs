@@ -1,0 +1,224 @@
+//! The Knative Serving implementation of [`Router`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use kube::{
+    Api, Client,
+    api::{DynamicObject, Patch, PatchParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use serde_json::Value;
+use serin_core::{Readiness, Revision as CoreRevision, TrafficSplit, World};
+
+use crate::{
+    Observed, Router, RouterError, Target, patches,
+    types::{Revision, Service, condition},
+};
+
+/// Routes Knative Services by patching `spec.traffic`.
+#[derive(Clone)]
+pub struct KnativeRouter {
+    client: Client,
+    conflict_retries: usize,
+    backoff: Duration,
+    field_manager: String,
+}
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
+}
+
+impl KnativeRouter {
+    /// A router using `client`; conflicts are retried 5 times from 50 ms.
+    pub fn new(client: Client) -> Self {
+        KnativeRouter {
+            client,
+            conflict_retries: 5,
+            backoff: Duration::from_millis(50),
+            field_manager: "serin".into(),
+        }
+    }
+
+    /// Changes the conflict retry policy.
+    pub fn with_conflict_retries(mut self, retries: usize, backoff: Duration) -> Self {
+        self.conflict_retries = retries;
+        self.backoff = backoff;
+        self
+    }
+
+    fn services(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &resource("Service", "services"))
+    }
+
+    fn revisions(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &resource("Revision", "revisions"))
+    }
+
+    async fn service(&self, t: &Target) -> Result<Service, RouterError> {
+        let obj = match self.services(&t.namespace).get_opt(&t.name).await {
+            Ok(Some(obj)) => obj,
+            Ok(None) => return Err(RouterError::NotFound(t.display())),
+            Err(source) => {
+                return Err(RouterError::Api {
+                    service: t.display(),
+                    source,
+                });
+            }
+        };
+        let value = serde_json::to_value(&obj).map_err(|e| RouterError::Malformed {
+            service: t.display(),
+            problem: e.to_string(),
+        })?;
+        serde_json::from_value(value).map_err(|e| RouterError::Malformed {
+            service: t.display(),
+            problem: e.to_string(),
+        })
+    }
+
+    async fn revision(&self, t: &Target, name: &str) -> Result<Option<Revision>, RouterError> {
+        match self.revisions(&t.namespace).get_opt(name).await {
+            Ok(Some(obj)) => {
+                let value = serde_json::to_value(&obj).map_err(|e| RouterError::Malformed {
+                    service: t.display(),
+                    problem: e.to_string(),
+                })?;
+                serde_json::from_value(value)
+                    .map(Some)
+                    .map_err(|e| RouterError::Malformed {
+                        service: t.display(),
+                        problem: format!("revision {name}: {e}"),
+                    })
+            }
+            Ok(None) => Ok(None),
+            Err(source) => Err(RouterError::Api {
+                service: t.display(),
+                source,
+            }),
+        }
+    }
+
+    /// Reads the Service, builds the patch from its resourceVersion and writes it; retries on
+    /// 409 with a bounded backoff; an admission refusal is returned as is.
+    async fn write(&self, t: &Target, build: impl Fn(&str) -> Value + Send + Sync) -> Result<(), RouterError> {
+        let attempt = || async {
+            let service = self.service(t).await?;
+            let patch = build(&service.metadata.resource_version);
+            let params = PatchParams {
+                field_manager: Some(self.field_manager.clone()),
+                ..PatchParams::default()
+            };
+            match self
+                .services(&t.namespace)
+                .patch(&t.name, &params, &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 409 => Err(RouterError::Conflict(t.display())),
+                Err(kube::Error::Api(status)) if status.code == 404 => Err(RouterError::NotFound(t.display())),
+                Err(kube::Error::Api(status)) if status.code == 400 || status.code == 422 => {
+                    Err(RouterError::Rejected {
+                        service: t.display(),
+                        message: status.message.clone(),
+                    })
+                }
+                Err(source) => Err(RouterError::Api {
+                    service: t.display(),
+                    source,
+                }),
+            }
+        };
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(self.backoff)
+            .with_max_times(self.conflict_retries)
+            .with_jitter();
+        attempt
+            .retry(policy)
+            .when(|e| matches!(e, RouterError::Conflict(_)))
+            .notify(
+                |_, delay| tracing::debug!(service = %t.display(), ?delay, "conflict writing the Service, retrying"),
+            )
+            .await
+    }
+}
+
+fn core_revision(name: &str, revision: Option<Revision>, missing: Readiness) -> CoreRevision {
+    CoreRevision {
+        name: name.to_owned(),
+        readiness: revision.map_or(missing, |r| r.readiness()),
+    }
+}
+
+#[async_trait]
+impl Router for KnativeRouter {
+    async fn observe(&self, t: &Target) -> Result<Observed, RouterError> {
+        let service = self.service(t).await?;
+        let status = &service.status;
+        let primary_name = service.metadata.annotations.get(patches::PRIMARY_ANNOTATION).cloned();
+        let latest_name = status.latest_created_revision_name.clone();
+        let primary = match &primary_name {
+            Some(name) => Some(core_revision(
+                name,
+                self.revision(t, name).await?,
+                Readiness::Failed {
+                    reason: format!("revision {name} does not exist"),
+                },
+            )),
+            None => None,
+        };
+        let latest_created = match &latest_name {
+            Some(name) if Some(name) == primary_name.as_ref() => primary.clone(),
+            Some(name) => Some(core_revision(
+                name,
+                self.revision(t, name).await?,
+                Readiness::NotYet {
+                    reason: Some("revision not created yet".into()),
+                },
+            )),
+            None => None,
+        };
+        let caught_up = status.observed_generation >= service.metadata.generation;
+        let programmed = caught_up.then(|| {
+            status
+                .traffic
+                .iter()
+                .filter_map(|tt| Some((tt.revision_name.clone()?, tt.percent.unwrap_or(0))))
+                .collect()
+        });
+        let routes_rejected = condition(&status.conditions, "RoutesReady")
+            .filter(|c| c.status == "False")
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default()
+                )
+            });
+        Ok(Observed {
+            world: World {
+                primary,
+                latest_created,
+                latest_ready: status.latest_ready_revision_name.clone(),
+            },
+            programmed,
+            routes_rejected,
+        })
+    }
+
+    async fn initialize(&self, t: &Target, primary: &str) -> Result<(), RouterError> {
+        self.write(t, |rv| patches::initialize(primary, rv)).await
+    }
+
+    async fn set_split(&self, t: &Target, split: &TrafficSplit) -> Result<(), RouterError> {
+        self.write(t, |rv| patches::split(split, rv)).await
+    }
+
+    async fn promote(&self, t: &Target, revision: &str) -> Result<(), RouterError> {
+        self.write(t, |rv| patches::promote(revision, rv)).await
+    }
+
+    async fn revert(&self, t: &Target) -> Result<(), RouterError> {
+        self.write(t, patches::revert).await
+    }
+}

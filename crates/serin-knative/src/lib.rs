@@ -1,0 +1,22 @@
+//! Traffic routing for Serin: the [`Router`] trait and its Knative Serving implementation.
+//!
+//! The Knative router reads a Service and its Revisions, and writes JSON merge patches of
+//! `spec.traffic` and the `flagger.app/primary-revision` annotation only, guarded by
+//! `resourceVersion` and retried on conflict. It does not decide when to route (the engine
+//! does) and does not watch (the reconciler does).
+//!
+//! # Layout
+//! - [`Router`] (mock behind the `mock` feature), [`Target`], [`Observed`], [`RouterError`].
+//! - [`KnativeRouter`]: the implementation.
+//! - [`patches`]: the pure patch builders.
+//! - [`types`]: the Knative fields Serin reads.
+
+mod knative;
+pub mod patches;
+mod router;
+pub mod types;
+
+pub use knative::KnativeRouter;
+#[cfg(feature = "mock")]
+pub use router::MockRouter;
+pub use router::{Observed, Router, RouterError, Target};

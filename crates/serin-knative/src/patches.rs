@@ -1,0 +1,118 @@
+//! Pure builders of the JSON merge patches Serin writes to a Knative Service. Each names the
+//! revisions explicitly (never `latestRevision: true` while Serin routes), carries the
+//! `resourceVersion` it was computed from (so a concurrent write yields 409, not a lost update),
+//! and touches only `spec.traffic` and the primary annotation.
+
+use serde_json::{Value, json};
+use serin_core::TrafficSplit;
+
+/// The annotation recording the primary revision (Flagger's name, so a Service can move from
+/// Flagger to Serin).
+pub const PRIMARY_ANNOTATION: &str = "flagger.app/primary-revision";
+/// Tag of the primary traffic target (`primary-NAME.NAMESPACE…` URL).
+pub const PRIMARY_TAG: &str = "primary";
+/// Tag of the canary traffic target.
+pub const CANARY_TAG: &str = "canary";
+
+fn guarded(resource_version: &str, annotations: Value, traffic: Value) -> Value {
+    json!({
+        "metadata": {"resourceVersion": resource_version, "annotations": annotations},
+        "spec": {"traffic": traffic},
+    })
+}
+
+/// Takes over routing: `primary` gets 100%.
+pub fn initialize(primary: &str, resource_version: &str) -> Value {
+    guarded(
+        resource_version,
+        json!({PRIMARY_ANNOTATION: primary}),
+        json!([{"revisionName": primary, "percent": 100, "tag": PRIMARY_TAG}]),
+    )
+}
+
+/// Splits traffic between the primary and the canary revision.
+pub fn split(split: &TrafficSplit, resource_version: &str) -> Value {
+    guarded(
+        resource_version,
+        json!({PRIMARY_ANNOTATION: split.primary}),
+        json!([
+            {"revisionName": split.primary, "percent": split.primary_weight(), "tag": PRIMARY_TAG},
+            {"revisionName": split.canary, "percent": split.canary_weight, "tag": CANARY_TAG},
+        ]),
+    )
+}
+
+/// Promotes `revision`: it becomes the primary with 100%, in one write.
+pub fn promote(revision: &str, resource_version: &str) -> Value {
+    guarded(
+        resource_version,
+        json!({PRIMARY_ANNOTATION: revision}),
+        json!([{"revisionName": revision, "percent": 100, "tag": PRIMARY_TAG}]),
+    )
+}
+
+/// Gives routing back to Knative: the latest ready revision gets 100%, the annotation goes.
+pub fn revert(resource_version: &str) -> Value {
+    guarded(
+        resource_version,
+        json!({PRIMARY_ANNOTATION: null}),
+        json!([{"latestRevision": true, "percent": 100}]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initialize_pins_the_primary_by_name() {
+        assert_eq!(
+            initialize("podinfo-00001", "42"),
+            json!({
+                "metadata": {"resourceVersion": "42", "annotations": {"flagger.app/primary-revision": "podinfo-00001"}},
+                "spec": {"traffic": [{"revisionName": "podinfo-00001", "percent": 100, "tag": "primary"}]}
+            })
+        );
+    }
+
+    #[test]
+    fn split_names_both_revisions_and_sums_to_100() {
+        let s = TrafficSplit {
+            primary: "podinfo-00001".into(),
+            canary: "podinfo-00002".into(),
+            canary_weight: 30,
+        };
+        assert_eq!(
+            split(&s, "7"),
+            json!({
+                "metadata": {"resourceVersion": "7", "annotations": {"flagger.app/primary-revision": "podinfo-00001"}},
+                "spec": {"traffic": [
+                    {"revisionName": "podinfo-00001", "percent": 70, "tag": "primary"},
+                    {"revisionName": "podinfo-00002", "percent": 30, "tag": "canary"}
+                ]}
+            })
+        );
+    }
+
+    #[test]
+    fn promote_moves_annotation_and_traffic_in_one_patch() {
+        assert_eq!(
+            promote("podinfo-00002", "9"),
+            json!({
+                "metadata": {"resourceVersion": "9", "annotations": {"flagger.app/primary-revision": "podinfo-00002"}},
+                "spec": {"traffic": [{"revisionName": "podinfo-00002", "percent": 100, "tag": "primary"}]}
+            })
+        );
+    }
+
+    #[test]
+    fn revert_restores_latest_revision_and_removes_the_annotation() {
+        assert_eq!(
+            revert("3"),
+            json!({
+                "metadata": {"resourceVersion": "3", "annotations": {"flagger.app/primary-revision": null}},
+                "spec": {"traffic": [{"latestRevision": true, "percent": 100}]}
+            })
+        );
+    }
+}

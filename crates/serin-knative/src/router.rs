@@ -1,0 +1,92 @@
+//! The `Router` trait: what the reconciler needs from a traffic-shifting backend.
+
+use async_trait::async_trait;
+use serin_core::{TrafficSplit, World};
+
+/// Which Service to route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Namespace.
+    pub namespace: String,
+    /// Knative Service name.
+    pub name: String,
+}
+
+impl Target {
+    /// `{name}.{namespace}`.
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.name, self.namespace)
+    }
+}
+
+/// What the router saw.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// Revisions and readiness, for the engine.
+    pub world: World,
+    /// Revision → percent as Knative reports it in `status.traffic`, once its
+    /// `observedGeneration` has caught up with the Service's generation; `None` before.
+    pub programmed: Option<Vec<(String, i64)>>,
+    /// Knative's refusal of the current `spec.traffic` (`RoutesReady=False`), with its reason.
+    pub routes_rejected: Option<String>,
+}
+
+/// Errors of a router.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The Service does not exist.
+    #[error("Knative Service {0} not found")]
+    NotFound(String),
+    /// Knative refused the write (admission), with its message; not retried.
+    #[error("Knative rejected the traffic of {service}: {message}")]
+    Rejected {
+        /// The Service.
+        service: String,
+        /// Knative's message.
+        message: String,
+    },
+    /// Concurrent writes kept conflicting.
+    #[error("Knative Service {0} kept changing under us (409 Conflict after retries)")]
+    Conflict(String),
+    /// The Service or a Revision could not be read as Knative's schema says.
+    #[error("Knative Service {service}: {problem}")]
+    Malformed {
+        /// The Service.
+        service: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The API server failed.
+    #[error("Kubernetes API error for {service}: {source}")]
+    Api {
+        /// The Service.
+        service: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl RouterError {
+    /// Whether trying again later may help (API trouble, conflicts), as opposed to a refusal or a
+    /// missing Service that needs a change first.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RouterError::Conflict(_) | RouterError::Api { .. })
+    }
+}
+
+/// Shifts traffic between revisions of one target.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Router: Send + Sync {
+    /// Reads the revisions, their readiness and the programmed traffic.
+    async fn observe(&self, target: &Target) -> Result<Observed, RouterError>;
+    /// Takes over routing: `primary` gets 100%.
+    async fn initialize(&self, target: &Target, primary: &str) -> Result<(), RouterError>;
+    /// Splits traffic.
+    async fn set_split(&self, target: &Target, split: &TrafficSplit) -> Result<(), RouterError>;
+    /// Makes `revision` the primary with 100%.
+    async fn promote(&self, target: &Target, revision: &str) -> Result<(), RouterError>;
+    /// Gives routing back to Knative (`revertOnDeletion`).
+    async fn revert(&self, target: &Target) -> Result<(), RouterError>;
+}

@@ -1,0 +1,327 @@
+//! A Knative Serving simulator: stamps Revisions on template changes, makes them Ready (or not)
+//! per image, and keeps Service status as Knative does, including `status.traffic`.
+//!
+//! It talks to the API server only through a kube client (watches and writes), so it also runs
+//! as its own process against any API server. Traffic validation is the exception: it needs the
+//! in-process emulator's admission hooks ([`validation::install`]).
+//! When given a [`TrafficRouter`], it starts a demo-app backend per revision (with the
+//! behaviour profile of its image) and routes each Service's hosts by `status.traffic`.
+
+pub mod status;
+pub mod validation;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client,
+    api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
+    core::{ApiResource, GroupVersionKind},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::{
+    demo_app::{DemoApp, Profile},
+    router::{Backend, TrafficRouter},
+};
+pub use status::Fate;
+
+/// How revisions of an image behave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behaviour {
+    /// Whether it becomes Ready.
+    pub fate: Fate,
+    /// How its backend answers.
+    pub profile: Profile,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            fate: Fate::Ready,
+            profile: Profile::default(),
+        }
+    }
+}
+
+/// Simulator settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// How long a revision takes to become Ready.
+    pub ready_after: Duration,
+    /// Image substring → behaviour; the first match wins, else healthy.
+    pub images: Vec<(String, Behaviour)>,
+    /// Domain of Service URLs.
+    pub domain: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            ready_after: Duration::from_secs(1),
+            images: Vec::new(),
+            domain: "example.com".into(),
+        }
+    }
+}
+
+impl SimConfig {
+    fn behaviour(&self, image: &str) -> Behaviour {
+        let mut b = self
+            .images
+            .iter()
+            .find(|(s, _)| image.contains(s.as_str()))
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
+        if b.profile.version.is_empty() {
+            b.profile.version = image.rsplit(':').next().unwrap_or(image).to_owned();
+        }
+        b
+    }
+}
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
+}
+
+const HASH_ANNOTATION: &str = "sandbox.serin.dev/template-hash";
+const SERVICE_LABEL: &str = "serving.knative.dev/service";
+const GENERATION_LABEL: &str = "serving.knative.dev/configurationGeneration";
+
+fn fnv(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The simulator.
+pub struct Simulator {
+    client: Client,
+    config: SimConfig,
+    router: Option<Arc<TrafficRouter>>,
+    backends: Mutex<HashMap<String, DemoApp>>,
+}
+
+impl Simulator {
+    /// A simulator writing through `client`, routing through `router` when given.
+    pub fn new(client: Client, config: SimConfig, router: Option<Arc<TrafficRouter>>) -> Arc<Self> {
+        Arc::new(Simulator {
+            client,
+            config,
+            router,
+            backends: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn services(&self, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), ns, &resource("Service", "services"))
+    }
+
+    fn revisions(&self, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), ns, &resource("Revision", "revisions"))
+    }
+
+    /// Watches Services and Revisions everywhere and reconciles until the task is aborted.
+    pub async fn run(self: Arc<Self>) {
+        let services: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource("Service", "services"));
+        let revisions: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource("Revision", "revisions"));
+        let keys_of_services = watcher(services, watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .map(|r| {
+                r.ok().map(|o| {
+                    (
+                        o.metadata.namespace.unwrap_or_default(),
+                        o.metadata.name.unwrap_or_default(),
+                    )
+                })
+            });
+        let keys_of_revisions = watcher(revisions, watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .map(|r| {
+                r.ok().and_then(|o| {
+                    let service = o.metadata.labels.as_ref()?.get(SERVICE_LABEL)?.clone();
+                    Some((o.metadata.namespace.unwrap_or_default(), service))
+                })
+            });
+        let mut keys = std::pin::pin!(futures::stream::select(keys_of_services, keys_of_revisions));
+        while let Some(key) = keys.next().await {
+            if let Some((ns, name)) = key
+                && let Err(e) = self.reconcile(&ns, &name).await
+            {
+                tracing::debug!(service = %format!("{ns}/{name}"), error = %e, "knative simulator: reconcile failed, will retry on the next event");
+            }
+        }
+    }
+
+    /// Brings one Service's revisions and status up to date.
+    pub async fn reconcile(self: &Arc<Self>, ns: &str, name: &str) -> Result<(), kube::Error> {
+        let Some(service) = self.services(ns).get_opt(name).await? else {
+            return Ok(());
+        };
+        let service = serde_json::to_value(&service).unwrap_or_default();
+        let template = service.pointer("/spec/template").cloned().unwrap_or_default();
+        let hash = fnv(&template.to_string());
+        let list = self
+            .revisions(ns)
+            .list(&ListParams::default().labels(&format!("{SERVICE_LABEL}={name}")))
+            .await?;
+        let mut revisions: Vec<Value> = list
+            .items
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+        let gen_of = |r: &Value| {
+            r.pointer("/metadata/labels")
+                .and_then(|l| l.get(GENERATION_LABEL))
+                .and_then(Value::as_str)
+                .and_then(|g| g.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        revisions.sort_by_key(gen_of);
+        let latest_hash = revisions.last().and_then(|r| {
+            r.pointer("/metadata/annotations")
+                .and_then(|a| a.get(HASH_ANNOTATION))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        if latest_hash.as_deref() != Some(hash.as_str()) {
+            let generation = revisions.last().map(gen_of).unwrap_or(0) + 1;
+            let created = self.create_revision(&service, &template, &hash, generation).await?;
+            revisions.push(created);
+        }
+        let infos: Vec<status::RevisionInfo> = revisions
+            .iter()
+            .map(|r| status::RevisionInfo {
+                name: r
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                generation: gen_of(r),
+                ready: r
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")),
+            })
+            .collect();
+        let previous = service.get("status").cloned().unwrap_or_default();
+        let computed = status::compute(&service, &infos, &self.config.domain, &previous);
+        if computed.status != previous {
+            self.services(ns)
+                .patch_status(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": computed.status})),
+                )
+                .await?;
+        }
+        if let Some(router) = &self.router {
+            let backends = self.backends.lock().await;
+            for (host, split) in &computed.routes {
+                let targets: Vec<(Backend, u8)> = split
+                    .iter()
+                    .filter_map(|(rev, percent)| {
+                        let app = backends.get(&format!("{ns}/{rev}"))?;
+                        Some((
+                            Backend {
+                                namespace: ns.to_owned(),
+                                revision: rev.clone(),
+                                addr: app.addr,
+                            },
+                            u8::try_from(*percent).unwrap_or(0),
+                        ))
+                    })
+                    .collect();
+                router.set_host(host, targets);
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_revision(
+        self: &Arc<Self>,
+        service: &Value,
+        template: &Value,
+        hash: &str,
+        generation: i64,
+    ) -> Result<Value, kube::Error> {
+        let ns = service
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let name = service
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let rev_name = template
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{name}-{generation:05}"));
+        let image = template
+            .pointer("/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let behaviour = self.config.behaviour(&image);
+        let obj = json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+            "metadata": {
+                "name": rev_name, "namespace": ns,
+                "labels": {SERVICE_LABEL: name, "serving.knative.dev/configuration": name, GENERATION_LABEL: generation.to_string()},
+                "annotations": {HASH_ANNOTATION: hash},
+                "ownerReferences": [{"apiVersion": "serving.knative.dev/v1", "kind": "Configuration", "name": name,
+                    "uid": service.pointer("/metadata/uid").cloned().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true}]
+            },
+            "spec": template.get("spec").cloned().unwrap_or_default(),
+        });
+        let dynamic: DynamicObject = serde_json::from_value(obj).map_err(kube::Error::SerdeError)?;
+        let created = self.revisions(&ns).create(&PostParams::default(), &dynamic).await?;
+        let pp = PatchParams::default();
+        let deploying =
+            json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown", "reason": "Deploying"}]}});
+        self.revisions(&ns)
+            .patch_status(&rev_name, &pp, &Patch::Merge(deploying))
+            .await?;
+        if self.router.is_some()
+            && let Ok(app) = DemoApp::start(&rev_name, behaviour.profile.clone()).await
+        {
+            self.backends.lock().await.insert(format!("{ns}/{rev_name}"), app);
+        }
+        let final_status = match &behaviour.fate {
+            Fate::Ready => Some(json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})),
+            Fate::Fail(reason) => Some(
+                json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": format!("simulated failure of image {image}")}]}}),
+            ),
+            Fate::Never => None,
+        };
+        if let Some(status) = final_status {
+            let this = self.clone();
+            let delay = self.config.ready_after;
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                for _ in 0..20 {
+                    if this
+                        .revisions(&ns)
+                        .patch_status(&rev_name, &PatchParams::default(), &Patch::Merge(status.clone()))
+                        .await
+                        .is_ok()
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+        Ok(serde_json::to_value(&created).unwrap_or_default())
+    }
+}
