@@ -1,0 +1,378 @@
+//! The Knative router against the API emulator and the Knative simulator.
+
+use std::{sync::Arc, time::Duration};
+
+use kube::{
+    Api,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use serde_json::{Value, json};
+use serin_core::{Readiness, TrafficSplit};
+use serin_knative::{KnativeRouter, Router, RouterError, Target};
+use serin_sandbox::{
+    knative::{Behaviour, Fate, SimConfig, Simulator, validation},
+    kube_api::{AdmissionHook, FailRule, Faults, KubeApi},
+};
+
+struct Env {
+    api: KubeApi,
+    services: Api<DynamicObject>,
+    router: KnativeRouter,
+    target: Target,
+    _sim: tokio::task::JoinHandle<()>,
+}
+
+async fn env(images: Vec<(String, Behaviour)>) -> Env {
+    let api = KubeApi::start(0).await.expect("start");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for file in ["service.yaml", "revision.yaml", "route.yaml", "configuration.yaml"] {
+        let text = std::fs::read_to_string(root.join("testdata/knative").join(file)).expect("crd");
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("yaml");
+        for d in docs.into_iter().filter(|d| d["kind"] == "CustomResourceDefinition") {
+            api.install_crd(d).expect("install");
+        }
+    }
+    validation::install(&api);
+    api.create_namespace("test");
+    let client = api.client().expect("client");
+    let config = SimConfig {
+        ready_after: Duration::from_millis(50),
+        images,
+        ..SimConfig::default()
+    };
+    let sim = tokio::spawn(Simulator::new(client.clone(), config, None).run());
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("serving.knative.dev", "v1", "Service"),
+        "services",
+    );
+    let services: Api<DynamicObject> = Api::namespaced_with(client.clone(), "test", &resource);
+    let text = std::fs::read_to_string(root.join("testdata/seed/podinfo-ksvc.yaml")).expect("ksvc");
+    let ksvc: DynamicObject = serde_saphyr::from_str(&text).expect("ksvc yaml");
+    services
+        .create(&PostParams::default(), &ksvc)
+        .await
+        .expect("create ksvc");
+    let router = KnativeRouter::new(client).with_conflict_retries(8, Duration::from_millis(5));
+    let target = Target {
+        namespace: "test".into(),
+        name: "podinfo".into(),
+    };
+    let env = Env {
+        api,
+        services,
+        router,
+        target,
+        _sim: sim,
+    };
+    env.wait("podinfo-00001 Ready", |s| {
+        s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00001"))
+    })
+    .await;
+    env
+}
+
+impl Env {
+    async fn service(&self) -> Value {
+        serde_json::to_value(self.services.get("podinfo").await.expect("get")).expect("json")
+    }
+
+    async fn wait(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.service().await;
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {s:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn set_image(&self, tag: &str) {
+        let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": format!("ghcr.io/stefanprodan/podinfo:{tag}")}]);
+        let patch: json_patch::Patch = serde_json::from_value(patch).expect("patch");
+        self.services
+            .patch("podinfo", &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await
+            .expect("image");
+    }
+
+    fn split(&self, canary: &str, weight: u8) -> TrafficSplit {
+        TrafficSplit {
+            primary: "podinfo-00001".into(),
+            canary: canary.into(),
+            canary_weight: weight,
+        }
+    }
+}
+
+fn spec_traffic(s: &Value) -> Vec<Value> {
+    s.pointer("/spec/traffic")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn never_latest_revision(s: &Value) -> bool {
+    spec_traffic(s).iter().all(|t| t.get("latestRevision").is_none())
+}
+
+#[tokio::test]
+async fn a_whole_rollout_through_knative() {
+    let env = env(Vec::new()).await;
+    let observed = env.router.observe(&env.target).await.expect("observe");
+    assert_eq!(observed.world.primary, None);
+    assert_eq!(
+        observed
+            .world
+            .latest_created
+            .as_ref()
+            .map(|r| (r.name.as_str(), &r.readiness)),
+        Some(("podinfo-00001", &Readiness::Ready))
+    );
+
+    env.router
+        .initialize(&env.target, "podinfo-00001")
+        .await
+        .expect("initialize");
+    let s = env.service().await;
+    assert_eq!(
+        s.pointer("/metadata/annotations/flagger.app~1primary-revision"),
+        Some(&json!("podinfo-00001"))
+    );
+    assert!(never_latest_revision(&s));
+
+    env.set_image("6.0.1").await;
+    env.wait("podinfo-00002 Ready", |s| {
+        s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00002"))
+    })
+    .await;
+    let s = env.service().await;
+    assert_eq!(
+        s.pointer("/status/traffic/0/revisionName"),
+        Some(&json!("podinfo-00001")),
+        "a new revision gets no traffic before the engine decides"
+    );
+
+    for weight in [10u8, 20, 30, 40, 50] {
+        env.router
+            .set_split(&env.target, &env.split("podinfo-00002", weight))
+            .await
+            .expect("split");
+        let s = env.service().await;
+        assert!(
+            never_latest_revision(&s),
+            "latestRevision appeared during analysis: {:?}",
+            spec_traffic(&s)
+        );
+        let observed = env.router.observe(&env.target).await.expect("observe");
+        if let Some(programmed) = observed.programmed {
+            assert_eq!(programmed.iter().map(|(_, p)| p).sum::<i64>(), 100);
+        }
+        if weight == 30 {
+            // A third revision mid-step gets no traffic until the engine decides.
+            env.set_image("6.0.2").await;
+            env.wait("podinfo-00003 Ready", |s| {
+                s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00003"))
+            })
+            .await;
+        }
+    }
+    let s = env
+        .wait("programmed split", |s| {
+            s.pointer("/status/traffic/1/percent") == Some(&json!(50))
+        })
+        .await;
+    let revisions: Vec<&str> = s
+        .pointer("/status/traffic")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["revisionName"].as_str())
+        .collect();
+    assert_eq!(revisions, ["podinfo-00001", "podinfo-00002"]);
+    assert_eq!(
+        s.pointer("/status/traffic/1/url"),
+        Some(&json!("http://canary-podinfo.test.example.com"))
+    );
+
+    env.router.promote(&env.target, "podinfo-00002").await.expect("promote");
+    let s = env
+        .wait("promotion programmed", |s| {
+            s.pointer("/status/traffic/0/percent") == Some(&json!(100))
+        })
+        .await;
+    assert_eq!(
+        s.pointer("/metadata/annotations/flagger.app~1primary-revision"),
+        Some(&json!("podinfo-00002"))
+    );
+    assert_eq!(
+        s.pointer("/status/traffic/0/revisionName"),
+        Some(&json!("podinfo-00002"))
+    );
+
+    env.router.revert(&env.target).await.expect("revert");
+    let s = env.service().await;
+    assert_eq!(spec_traffic(&s), vec![json!({"latestRevision": true, "percent": 100})]);
+    assert!(
+        s.pointer("/metadata/annotations/flagger.app~1primary-revision")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn conflicts_are_retried_and_the_final_state_is_right() {
+    let env = env(Vec::new()).await;
+    env.router
+        .initialize(&env.target, "podinfo-00001")
+        .await
+        .expect("initialize");
+    env.set_image("6.0.1").await;
+    env.wait("podinfo-00002", |s| {
+        s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00002"))
+    })
+    .await;
+    env.api.set_faults(Faults {
+        writes: Some(FailRule {
+            code: 409,
+            ratio: 0.3,
+            next: 0,
+        }),
+        ..Faults::default()
+    });
+    for weight in [10u8, 20, 30, 40, 50] {
+        env.router
+            .set_split(&env.target, &env.split("podinfo-00002", weight))
+            .await
+            .expect("split despite 409s");
+    }
+    env.api.set_faults(Faults::default());
+    let s = env.service().await;
+    assert_eq!(
+        spec_traffic(&s)[1],
+        json!({"revisionName": "podinfo-00002", "percent": 50, "tag": "canary"})
+    );
+}
+
+#[tokio::test]
+async fn knative_refusals_are_errors_with_knatives_message_and_not_retried() {
+    let env = env(Vec::new()).await;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    let hook: AdmissionHook = Arc::new(move |_, obj, _| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if obj.pointer("/spec/traffic/1/percent") == Some(&json!(30)) {
+            Err("traffic of 30% is frozen".into())
+        } else {
+            Ok(())
+        }
+    });
+    env.api
+        .add_admission_hook("serving.knative.dev", "services", "policy.example.com", hook);
+    env.router
+        .initialize(&env.target, "podinfo-00001")
+        .await
+        .expect("initialize");
+    let before = calls.load(std::sync::atomic::Ordering::Relaxed);
+    let err = env
+        .router
+        .set_split(&env.target, &env.split("podinfo-00001x", 30))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, RouterError::Rejected { message, .. } if message.contains("traffic of 30% is frozen")),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::Relaxed) - before,
+        1,
+        "a refusal is not retried"
+    );
+
+    // A split naming a revision that does not exist passes admission; Knative reports it.
+    env.router
+        .set_split(&env.target, &env.split("podinfo-00099", 10))
+        .await
+        .expect("accepted");
+    env.wait("RoutesReady=False", |s| {
+        s.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "RoutesReady" && c["status"] == "False"))
+    })
+    .await;
+    let observed = env.router.observe(&env.target).await.expect("observe");
+    assert!(
+        observed
+            .routes_rejected
+            .as_deref()
+            .is_some_and(|r| r.starts_with("RevisionMissing")),
+        "{observed:?}"
+    );
+    // A write that sums to 90 is refused by Knative's own validation.
+    let bad = json!({"spec": {"traffic": [{"revisionName": "podinfo-00001", "percent": 90}]}});
+    let err = env
+        .services
+        .patch("podinfo", &PatchParams::default(), &Patch::Merge(bad))
+        .await
+        .expect_err("sum");
+    assert!(err.to_string().contains("Traffic targets sum to 90, want 100"), "{err}");
+}
+
+#[tokio::test]
+async fn failed_and_missing_things_are_typed_not_panics() {
+    let fail = Behaviour {
+        fate: Fate::Fail("ContainerMissing".into()),
+        ..Behaviour::default()
+    };
+    let env = env(vec![("podinfo:6.0.9".into(), fail)]).await;
+    env.router
+        .initialize(&env.target, "podinfo-00001")
+        .await
+        .expect("initialize");
+    env.set_image("6.0.9").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let observed = env.router.observe(&env.target).await.expect("observe");
+        if let Some(rev) = observed.world.latest_created.filter(|r| r.name == "podinfo-00002")
+            && matches!(rev.readiness, Readiness::Failed { ref reason } if reason.starts_with("ContainerMissing"))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "podinfo-00002 never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The annotation removed by hand: no primary, no panic.
+    env.services
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"flagger.app/primary-revision": null}}})),
+        )
+        .await
+        .expect("remove");
+    assert_eq!(
+        env.router.observe(&env.target).await.expect("observe").world.primary,
+        None
+    );
+    // Deleted mid-rollout: a typed error.
+    env.services
+        .delete("podinfo", &Default::default())
+        .await
+        .expect("delete");
+    let err = env.router.observe(&env.target).await.expect_err("gone");
+    assert!(
+        matches!(err, RouterError::NotFound(ref s) if s == "podinfo.test"),
+        "{err}"
+    );
+    let err = env
+        .router
+        .set_split(&env.target, &env.split("podinfo-00002", 10))
+        .await
+        .expect_err("gone");
+    assert!(matches!(err, RouterError::NotFound(_)), "{err}");
+}
