@@ -111,7 +111,10 @@ impl Tasks {
                     return TaskReply::BadRequest("cmd not found in metadata".into());
                 };
                 match hey::parse_command(cmd) {
-                    Ok(spec) => self.background(&payload, cmd, Job::Load(spec), log_output).await,
+                    Ok(mut spec) => {
+                        self.config.route(&mut spec);
+                        self.background(&payload, cmd, Job::Load(spec), log_output).await
+                    }
                     Err(HeyError::NotHey(_)) if self.config.allow_shell => {
                         self.background(&payload, cmd, Job::Process(cmd.clone()), log_output)
                             .await

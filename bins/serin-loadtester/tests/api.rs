@@ -34,6 +34,10 @@ async fn target() -> (String, Arc<AtomicU64>) {
 }
 
 async fn loadtester(allow_shell: bool, token: Option<&str>) -> String {
+    loadtester_resolving(allow_shell, token, vec![]).await
+}
+
+async fn loadtester_resolving(allow_shell: bool, token: Option<&str>, resolve: Vec<(String, String)>) -> String {
     let metrics = Arc::new(Metrics::new());
     let tasks = Tasks::new(
         TaskConfig {
@@ -41,7 +45,7 @@ async fn loadtester(allow_shell: bool, token: Option<&str>) -> String {
             task_timeout: Duration::from_secs(30),
             max_tasks: 4,
             namespace_regexp: None,
-            resolve: vec![],
+            resolve,
         },
         metrics.clone(),
     );
@@ -221,6 +225,24 @@ async fn seed_cmd_webhook_is_accepted_deduplicated_and_generates_load() {
         "{metrics}"
     );
     assert!(metrics.contains("serin_loadtester_requests_total{target="), "{metrics}");
+}
+
+#[tokio::test]
+async fn resolved_hosts_reach_their_address_with_the_original_host_header() {
+    let (url, hits) = target().await;
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let base = loadtester_resolving(false, None, vec![(".test".into(), addr)]).await;
+    let p = payload(serde_json::json!({"type": "cmd", "cmd": "hey -n 20 -c 2 http://podinfo.test/"}));
+    assert_eq!(post(&base, &p).await.0, 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hits.load(Ordering::Relaxed) < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} requests arrived",
+            hits.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

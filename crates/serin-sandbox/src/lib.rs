@@ -8,6 +8,8 @@
 //!
 //! No product crate depends on this one.
 
+pub mod cluster;
+pub mod demo;
 pub mod demo_app;
 pub mod knative;
 pub mod kube_api;

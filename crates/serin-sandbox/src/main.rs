@@ -42,12 +42,77 @@ fn crd_documents(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(out)
 }
 
+/// `serin-sandbox demo [--root DIR] [--scenario promote|rollback|all] [--fast] [--keep]`.
+async fn demo(args: &[String]) -> anyhow::Result<()> {
+    let mut root = PathBuf::from(".");
+    let mut scenario = serin_sandbox::demo::Scenario::All;
+    let (mut fast, mut keep) = (false, false);
+    let mut i = 0;
+    while i < args.len() {
+        match (args[i].as_str(), args.get(i + 1).map(String::as_str)) {
+            ("--fast", _) => fast = true,
+            ("--keep", _) => keep = true,
+            ("--root", Some(r)) => {
+                root = PathBuf::from(r);
+                i += 1;
+            }
+            ("--scenario", Some(s)) => {
+                scenario = match s {
+                    "promote" => serin_sandbox::demo::Scenario::Promote,
+                    "rollback" => serin_sandbox::demo::Scenario::Rollback,
+                    "all" => serin_sandbox::demo::Scenario::All,
+                    other => bail!("--scenario {other:?}: promote, rollback or all"),
+                };
+                i += 1;
+            }
+            (other, _) => bail!("unknown demo argument {other:?}"),
+        }
+        i += 1;
+    }
+    let exe = std::env::current_exe()?;
+    let bins = serin_sandbox::cluster::Binaries::in_dir(exe.parent().context("binary directory")?)?;
+    println!(
+        "Starting the sandbox: Kubernetes API emulator + Knative simulator + traffic router, Prometheus, serin-loadtester, serin-controller (real processes on loopback)..."
+    );
+    let mut cluster = serin_sandbox::cluster::Cluster::start(bins, &root, Vec::new())?;
+    cluster.start_controller()?;
+    println!("logs: {}", cluster.logs.display());
+    let ok = serin_sandbox::demo::run(&cluster, &root, scenario, fast).await;
+    if keep {
+        println!(
+            "
+The sandbox keeps running. Explore with:
+  kubectl --server {} get canaries -A
+  kubectl --server {} -n test describe canary podinfo
+Press Ctrl-C to stop.",
+            cluster.api_url, cluster.api_url
+        );
+        tokio::signal::ctrl_c().await?;
+    }
+    match ok {
+        Ok(true) => {
+            println!(
+                "
+demo: every scenario ended as expected"
+            );
+            Ok(())
+        }
+        Ok(false) => bail!(
+            "demo: a scenario did not end as expected (logs in {})",
+            cluster.logs.display()
+        ),
+        Err(e) => Err(e.context(format!("demo failed (logs in {})", cluster.logs.display()))),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage =
-        "usage: serin-sandbox kube-api [--port N] [--crds PATH]... [--knative] | serin-sandbox knative --server URL";
+    let usage = "usage: serin-sandbox kube-api [--port N] [--crds PATH]... [--knative [--router-port N] [--router-admin-port N] [--route HOST=ADDR]...] | serin-sandbox knative --server URL [router flags]";
     let command = args.first().map(String::as_str).unwrap_or_default().to_owned();
+    if command == "demo" {
+        return demo(&args[1..]).await;
+    }
     if !matches!(command.as_str(), "kube-api" | "knative") {
         bail!(usage);
     }
@@ -55,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
     let mut crds: Vec<PathBuf> = Vec::new();
     let mut knative = false;
     let mut server = None;
+    let mut router_port = 0u16;
+    let mut router_admin_port = 0u16;
+    let mut routes: Vec<(String, std::net::SocketAddr)> = Vec::new();
     let mut i = 1;
     while i < args.len() {
         match (args[i].as_str(), args.get(i + 1)) {
@@ -66,6 +134,12 @@ async fn main() -> anyhow::Result<()> {
             ("--port", Some(p)) => port = p.parse().context("--port")?,
             ("--crds", Some(p)) => crds.push(PathBuf::from(p)),
             ("--server", Some(s)) => server = Some(s.clone()),
+            ("--router-port", Some(p)) => router_port = p.parse().context("--router-port")?,
+            ("--router-admin-port", Some(p)) => router_admin_port = p.parse().context("--router-admin-port")?,
+            ("--route", Some(r)) => {
+                let (host, addr) = r.split_once('=').context("--route HOST=ADDR")?;
+                routes.push((host.to_owned(), addr.parse().context("--route address")?));
+            }
             (other, _) => bail!("unknown argument {other:?}; {usage}"),
         }
         i += 2;
@@ -77,12 +151,15 @@ async fn main() -> anyhow::Result<()> {
             .parse()
             .context("--server")?;
         let client = kube::Client::try_from(kube::Config::new(url))?;
-        let router = std::sync::Arc::new(TrafficRouter::start().await?);
+        let router = std::sync::Arc::new(TrafficRouter::start_on(router_port, router_admin_port).await?);
+        for (host, addr) in &routes {
+            router.set_static(host, *addr);
+        }
         println!(
             "knative simulator running; traffic router on {} (metrics on {})",
             router.addr, router.admin_addr
         );
-        Simulator::new(client, SimConfig::default(), Some(router)).run().await;
+        Simulator::new(client, SimConfig::demo(), Some(router)).run().await;
         return Ok(());
     }
     tracing_subscriber::fmt()
@@ -99,12 +176,15 @@ async fn main() -> anyhow::Result<()> {
     println!("kube-api listening on {} (kubectl --server {})", api.url(), api.url());
     if knative {
         serin_sandbox::knative::validation::install(&api);
-        let router = std::sync::Arc::new(TrafficRouter::start().await?);
+        let router = std::sync::Arc::new(TrafficRouter::start_on(router_port, router_admin_port).await?);
+        for (host, addr) in &routes {
+            router.set_static(host, *addr);
+        }
         println!(
             "knative simulator attached; traffic router on {} (metrics on {})",
             router.addr, router.admin_addr
         );
-        tokio::spawn(Simulator::new(api.client()?, SimConfig::default(), Some(router)).run());
+        tokio::spawn(Simulator::new(api.client()?, SimConfig::demo(), Some(router)).run());
     }
     tokio::signal::ctrl_c().await?;
     Ok(())

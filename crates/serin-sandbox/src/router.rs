@@ -116,6 +116,11 @@ const BUCKETS_MS: [f64; 19] = [
 impl TrafficRouter {
     /// Starts the proxy and its admin port on free loopback ports.
     pub async fn start() -> std::io::Result<TrafficRouter> {
+        Self::start_on(0, 0).await
+    }
+
+    /// Starts on the given loopback ports (0 = free ports).
+    pub async fn start_on(port: u16, admin_port: u16) -> std::io::Result<TrafficRouter> {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Gauge>::default();
         let latency = Family::<ClusterLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS_MS));
@@ -140,8 +145,8 @@ impl TrafficRouter {
         let admin = Router::new()
             .route("/stats/prometheus", get(stats))
             .with_state(shared.clone());
-        let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let proxy_listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let admin_listener = tokio::net::TcpListener::bind(("127.0.0.1", admin_port)).await?;
         let addr = proxy_listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
         let tasks = vec![
@@ -167,6 +172,22 @@ impl TrafficRouter {
         if let Ok(mut routes) = self.shared.routes.lock() {
             routes.insert(host.to_owned(), HostRoute { targets, current });
         }
+    }
+
+    /// Routes `host` to one fixed address (e.g. `flagger-loadtester.test` to the loadtester).
+    pub fn set_static(&self, host: &str, addr: SocketAddr) {
+        let name = host.split('.').next().unwrap_or(host).to_owned();
+        self.set_host(
+            host,
+            vec![(
+                Backend {
+                    namespace: "sandbox".into(),
+                    revision: name,
+                    addr,
+                },
+                100,
+            )],
+        );
     }
 
     /// Stops routing `host`.

@@ -67,13 +67,21 @@ pub fn ensure_crypto_provider() {
 impl HttpWebhookClient {
     /// A client with Flagger's backoff (1 s doubling, capped at 30 s) plus jitter.
     pub fn new() -> Result<Self, WebhookError> {
+        Self::with_resolve(&[])
+    }
+
+    /// Like [`HttpWebhookClient::new`], connecting to fixed addresses for some host names
+    /// (the sandbox resolves `flagger-loadtester.test` this way).
+    pub fn with_resolve(hosts: &[(String, std::net::SocketAddr)]) -> Result<Self, WebhookError> {
         ensure_crypto_provider();
         let build = |insecure: bool| {
-            reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder()
                 .user_agent(concat!("serin/", env!("CARGO_PKG_VERSION")))
-                .tls_danger_accept_invalid_certs(insecure)
-                .build()
-                .map_err(WebhookError::Client)
+                .tls_danger_accept_invalid_certs(insecure);
+            for (host, addr) in hosts {
+                builder = builder.resolve(host, *addr);
+            }
+            builder.build().map_err(WebhookError::Client)
         };
         Ok(HttpWebhookClient {
             verified: build(false)?,

@@ -68,6 +68,50 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// The demo's images (the tutorial's podinfo tags): `6.0.2` answers 500 to 30% of requests
+    /// (the tutorial's `curl …/status/500` loop), `6.0.3` adds 800 ms of latency, `6.0.4`
+    /// fails (`ContainerMissing`), `6.0.5` never becomes Ready; others are healthy.
+    pub fn demo() -> Self {
+        let profile = |error_ratio: f64, latency_ms: u64| Profile {
+            version: String::new(),
+            error_ratio,
+            latency: Duration::from_millis(latency_ms),
+        };
+        SimConfig {
+            images: vec![
+                (
+                    "podinfo:6.0.2".into(),
+                    Behaviour {
+                        fate: Fate::Ready,
+                        profile: profile(0.3, 0),
+                    },
+                ),
+                (
+                    "podinfo:6.0.3".into(),
+                    Behaviour {
+                        fate: Fate::Ready,
+                        profile: profile(0.0, 800),
+                    },
+                ),
+                (
+                    "podinfo:6.0.4".into(),
+                    Behaviour {
+                        fate: Fate::Fail("ContainerMissing".into()),
+                        profile: profile(0.0, 0),
+                    },
+                ),
+                (
+                    "podinfo:6.0.5".into(),
+                    Behaviour {
+                        fate: Fate::Never,
+                        profile: profile(0.0, 0),
+                    },
+                ),
+            ],
+            ..SimConfig::default()
+        }
+    }
+
     fn behaviour(&self, image: &str) -> Behaviour {
         let mut b = self
             .images

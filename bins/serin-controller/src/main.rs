@@ -1,0 +1,189 @@
+//! `serin-controller`: wiring only. Flags and environment variables, logging, the Kubernetes
+//! client (in-cluster, kubeconfig, or `--kube-server`), one rustls provider (ring), leader
+//! election, the `/metrics`, `/healthz`, `/readyz` server, and graceful shutdown on SIGTERM.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::{Router, routing::get};
+use clap::{Parser, ValueEnum};
+use serin_knative::KnativeRouter;
+use serin_metrics::{PrometheusConfig, PrometheusProvider, QuerySet};
+use serin_reconciler::{Config, Context, leader};
+use serin_webhook::{EventSink, HttpWebhookClient};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "serin-controller",
+    version,
+    about = "Progressive delivery for Knative Services"
+)]
+struct Cli {
+    /// Prometheus URL for built-in metrics and inline queries.
+    #[arg(long, env = "SERIN_METRICS_SERVER", default_value = "http://prometheus:9090")]
+    metrics_server: String,
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "SERIN_NAMESPACE")]
+    namespace: Option<String>,
+    /// Built-in query set: kourier, queue-proxy-opencensus, queue-proxy-otel.
+    #[arg(long, env = "SERIN_KNATIVE_METRICS", default_value = "kourier")]
+    knative_metrics: QuerySet,
+    /// URL receiving every event (unless a Canary has `type: event` hooks).
+    #[arg(long, env = "SERIN_EVENT_WEBHOOK")]
+    event_webhook: Option<String>,
+    /// Only the holder of the Lease reconciles.
+    #[arg(long, env = "SERIN_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "serin-system")]
+    lease_namespace: String,
+    /// Lease duration.
+    #[arg(long, env = "SERIN_LEASE_DURATION", default_value = "15s", value_parser = humantime_duration)]
+    lease_duration: Duration,
+    /// Log level filter (`info`, `serin_reconciler=debug`, …).
+    #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, env = "SERIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "SERIN_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Use this API server URL instead of in-cluster or kubeconfig settings (sandbox, tests).
+    #[arg(long, env = "SERIN_KUBE_SERVER")]
+    kube_server: Option<String>,
+    /// Connect to ADDR for webhook host HOST (`flagger-loadtester.test=127.0.0.1:8080`), for
+    /// sandboxes without DNS.
+    #[arg(long, env = "SERIN_RESOLVE", value_delimiter = ',', value_parser = parse_resolve)]
+    resolve: Vec<(String, SocketAddr)>,
+    /// Reconcile stable Canaries at least this often.
+    #[arg(long, env = "SERIN_RESYNC", default_value = "5m", value_parser = humantime_duration)]
+    resync: Duration,
+}
+
+fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
+    let (host, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not HOST=ADDR"))?;
+    Ok((host.to_owned(), addr.parse().map_err(|e| format!("{addr:?}: {e}"))?))
+}
+
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 15s or 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?} is not a duration like 15s or 5m")),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("--log-level")?;
+    match cli.log_format {
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
+    // One crypto provider for kube and reqwest (see toolchain notes on the TLS trap).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match &cli.kube_server {
+        Some(url) => kube::Client::try_from(kube::Config::new(url.parse::<http::Uri>().context("--kube-server")?))?,
+        None => kube::Client::try_default()
+            .await
+            .context("no Kubernetes configuration (in-cluster or kubeconfig)")?,
+    };
+    let webhooks = Arc::new(HttpWebhookClient::with_resolve(&cli.resolve)?);
+    let prometheus = Arc::new(PrometheusProvider::new(PrometheusConfig::new(&cli.metrics_server))?);
+    let config = Config {
+        metrics_server: cli.metrics_server.clone(),
+        query_set: cli.knative_metrics,
+        namespace: cli.namespace.clone(),
+        resync: cli.resync,
+        component: "serin".into(),
+    };
+    let mut ctx = Context::new(
+        client.clone(),
+        Arc::new(KnativeRouter::new(client.clone())),
+        webhooks.clone(),
+        prometheus,
+        config,
+    );
+    let (sink, _events_task) = EventSink::spawn(webhooks, 1024);
+    ctx.event_sink = Some(sink);
+    ctx.event_webhook = cli.event_webhook.clone();
+    let ctx = Arc::new(ctx);
+
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let metrics = ctx.metrics.clone();
+    let is_ready = ready.clone();
+    let app = Router::new()
+        .route("/metrics", get(move || async move { metrics.encode() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if is_ready.load(std::sync::atomic::Ordering::Relaxed) {
+                    (axum::http::StatusCode::OK, "ready")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "waiting for leadership")
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, metrics_server = %cli.metrics_server, namespace = ?cli.namespace, "serin-controller starting");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    if cli.leader_elect {
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("serin-{}", std::process::id()));
+        let lease = leader::LeaseConfig {
+            namespace: cli.lease_namespace.clone(),
+            name: "serin-controller-leader".into(),
+            identity,
+            duration: cli.lease_duration,
+        };
+        let lost = leader::acquire(client, lease).await;
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            lost.await;
+            tracing::error!("stopping: leadership lost");
+            let _ = tx.send(true);
+        });
+    }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let stop = async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    };
+    serin_reconciler::run(ctx, stop).await;
+    tracing::info!("serin-controller stopped");
+    Ok(())
+}

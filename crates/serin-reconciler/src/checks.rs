@@ -1,0 +1,145 @@
+//! Running the checks the engine asks for: metric queries and webhook calls, concurrently,
+//! each under its own timeout.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use serin_api::{Canary, MetricTemplate, revision_digest, webhook_timeout};
+use serin_core::{CheckRequest, HookOutcome, MetricOutcome, Plan};
+use serin_metrics::{
+    Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QueryContext, builtin_query, outcome, promql_duration,
+    render,
+};
+use serin_webhook::{CanaryWebhookPayload, HookCall};
+
+use crate::Context;
+
+/// The payload and call for webhook `index` of a canary.
+pub fn hook_call(canary: &Canary, index: usize, phase: &str, revision: Option<&str>) -> Option<HookCall> {
+    let spec = canary.spec.analysis.as_ref()?.webhooks.get(index)?;
+    Some(HookCall {
+        name: spec.name.clone(),
+        url: spec.url.clone(),
+        timeout: webhook_timeout(spec),
+        retries: u32::try_from(spec.retries.unwrap_or(0).max(0)).unwrap_or(0),
+        disable_tls: spec.disable_tls.unwrap_or(false),
+        payload: CanaryWebhookPayload {
+            name: canary.metadata.name.clone().unwrap_or_default(),
+            namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+            phase: phase.to_owned(),
+            checksum: revision.map(revision_digest).unwrap_or_default(),
+            type_: spec.type_.clone().or_else(|| Some("rollout".into())),
+            metadata: spec.metadata.clone().unwrap_or_default(),
+        },
+    })
+}
+
+/// Runs every requested check concurrently and returns the outcomes by index.
+pub async fn run(
+    ctx: &Context,
+    canary: &Canary,
+    plan: &Plan,
+    req: &CheckRequest,
+) -> (BTreeMap<usize, MetricOutcome>, BTreeMap<usize, HookOutcome>) {
+    let metric_futures = req
+        .metrics
+        .iter()
+        .map(|&i| async move { (i, metric(ctx, canary, plan, req, i).await) });
+    let hook_futures = req.hooks.iter().map(|&i| async move {
+        let outcome = match hook_call(canary, i, req.phase.as_str(), req.canary_revision.as_deref()) {
+            Some(call) => ctx.webhooks.call(&call).await,
+            None => HookOutcome::Error(format!("webhook {i} is not in the spec")),
+        };
+        (i, outcome)
+    });
+    let (metrics, hooks) = futures::join!(
+        futures::future::join_all(metric_futures),
+        futures::future::join_all(hook_futures)
+    );
+    (metrics.into_iter().collect(), hooks.into_iter().collect())
+}
+
+async fn metric(ctx: &Context, canary: &Canary, plan: &Plan, req: &CheckRequest, index: usize) -> MetricOutcome {
+    let Some(check) = plan.metrics.get(index) else {
+        return MetricOutcome::Error(format!("metric {index} is not in the plan"));
+    };
+    let Some(spec) = canary.spec.analysis.as_ref().and_then(|a| a.metrics.get(index)) else {
+        return MetricOutcome::Error(format!("metric {index} is not in the spec"));
+    };
+    let namespace = canary.metadata.namespace.clone().unwrap_or_default();
+    let query_ctx = QueryContext {
+        name: plan.canary_name.clone(),
+        namespace: namespace.clone(),
+        target: plan.target_name.clone(),
+        service: plan.target_name.clone(),
+        ingress: plan.target_name.clone(),
+        route: req.canary_revision.clone().unwrap_or_default(),
+        primary: req.primary_revision.clone().unwrap_or_default(),
+        interval: promql_duration(check.window),
+        variables: spec.template_variables.clone().unwrap_or_default(),
+    };
+    let (template, provider): (String, Arc<dyn MetricsProvider>) = match (&spec.template_ref, &spec.query) {
+        (Some(r), _) => {
+            let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
+            match template_provider(ctx, &ns, &r.name).await {
+                Ok(pair) => pair,
+                Err(e) => return MetricOutcome::Error(format!("Metric template {}.{ns} error: {e}", r.name)),
+            }
+        }
+        (None, Some(q)) => (q.clone(), ctx.provider_for(canary)),
+        (None, None) => match builtin_query(check.kind, ctx.config.query_set) {
+            Some(q) => (q.to_owned(), ctx.provider_for(canary)),
+            None => return MetricOutcome::Error(format!("no query for metric {}", check.name)),
+        },
+    };
+    let query = match render(&template, &query_ctx) {
+        Ok(q) => q,
+        Err(e) => return MetricOutcome::Error(e.to_string()),
+    };
+    let result = provider.query(&query).await;
+    tracing::debug!(metric = %check.name, %query, result = ?result, "metric queried");
+    outcome(result)
+}
+
+/// The query and provider of a MetricTemplate (reading its Secret for credentials).
+async fn template_provider(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<(String, Arc<dyn MetricsProvider>), String> {
+    let templates: Api<MetricTemplate> = Api::namespaced(ctx.client.clone(), namespace);
+    let template = templates.get(name).await.map_err(|e| e.to_string())?;
+    let provider = &template.spec.provider;
+    if provider.type_ != "prometheus" {
+        return Err(format!(
+            "provider {} is not supported (only prometheus)",
+            provider.type_
+        ));
+    }
+    let address = provider.address.clone().ok_or("provider.address is required")?;
+    let mut config = PrometheusConfig::new(&address);
+    config.insecure_skip_verify = provider.insecure_skip_verify.unwrap_or(false);
+    config.headers = provider
+        .headers
+        .iter()
+        .flatten()
+        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+        .collect();
+    if let Some(secret_ref) = &provider.secret_ref {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+        let secret = secrets
+            .get(&secret_ref.name)
+            .await
+            .map_err(|e| format!("secret {}: {e}", secret_ref.name))?;
+        let data: BTreeMap<String, String> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect();
+        config.auth = Auth::from_secret(&data).map_err(|e| e.to_string())?;
+    }
+    let provider = PrometheusProvider::new(config).map_err(|e| e.to_string())?;
+    Ok((template.spec.query, Arc::new(provider)))
+}

@@ -1,0 +1,140 @@
+//! What every reconcile shares: clients, ports, settings, metrics.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use kube::{Client, runtime::reflector::Store};
+use serin_api::Canary;
+use serin_core::Time;
+use serin_knative::Router;
+use serin_metrics::{MetricsProvider, PrometheusConfig, PrometheusProvider, QuerySet};
+use serin_webhook::{EventSink, WebhookClient};
+
+use crate::{events::EventRecorder, metrics::ControllerMetrics};
+
+/// Controller settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Prometheus for built-in metrics and inline queries, unless a Canary sets `metricsServer`.
+    pub metrics_server: String,
+    /// Built-in query set.
+    pub query_set: QuerySet,
+    /// Watch one namespace, or all.
+    pub namespace: Option<String>,
+    /// Reconcile stable Canaries at least this often.
+    pub resync: Duration,
+    /// Name shown as the events' source.
+    pub component: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            metrics_server: "http://prometheus:9090".into(),
+            query_set: QuerySet::Kourier,
+            namespace: None,
+            resync: Duration::from_secs(300),
+            component: "serin".into(),
+        }
+    }
+}
+
+/// A clock: the wall clock in production, a virtual one in tests.
+pub type Clock = Arc<dyn Fn() -> Time + Send + Sync>;
+
+/// The wall clock.
+pub fn wall_clock() -> Clock {
+    Arc::new(|| {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Time::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
+    })
+}
+
+/// Shared state of the reconciler.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Traffic routing.
+    pub router: Arc<dyn Router>,
+    /// Webhook calls.
+    pub webhooks: Arc<dyn WebhookClient>,
+    /// Prometheus for built-in metrics and inline queries.
+    pub default_provider: Arc<dyn MetricsProvider>,
+    /// Settings.
+    pub config: Config,
+    /// Kubernetes events.
+    pub events: EventRecorder,
+    /// Prometheus metrics of the controller.
+    pub metrics: Arc<ControllerMetrics>,
+    /// Event webhooks (global `--event-webhook` and `type: event` hooks), fire and forget.
+    pub event_sink: Option<EventSink>,
+    /// `--event-webhook`.
+    pub event_webhook: Option<String>,
+    /// The time source.
+    pub clock: Clock,
+    /// The Canary cache (set when the controller starts).
+    pub store: OnceLock<Store<Canary>>,
+    providers: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
+}
+
+impl Context {
+    /// A context from its parts.
+    pub fn new(
+        client: Client,
+        router: Arc<dyn Router>,
+        webhooks: Arc<dyn WebhookClient>,
+        default_provider: Arc<dyn MetricsProvider>,
+        config: Config,
+    ) -> Self {
+        let events = EventRecorder::new(client.clone(), &config.component);
+        Context {
+            client,
+            router,
+            webhooks,
+            default_provider,
+            config,
+            events,
+            metrics: Arc::new(ControllerMetrics::new()),
+            event_sink: None,
+            event_webhook: None,
+            clock: wall_clock(),
+            store: OnceLock::new(),
+            providers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The provider for a Canary's built-in metrics: its `metricsServer`, or the default.
+    pub fn provider_for(&self, canary: &Canary) -> Arc<dyn MetricsProvider> {
+        let Some(address) = canary
+            .spec
+            .metrics_server
+            .as_deref()
+            .filter(|a| *a != self.config.metrics_server)
+        else {
+            return self.default_provider.clone();
+        };
+        let Ok(mut cache) = self.providers.lock() else {
+            return self.default_provider.clone();
+        };
+        if let Some(p) = cache.get(address) {
+            return p.clone();
+        }
+        match PrometheusProvider::new(PrometheusConfig::new(address)) {
+            Ok(p) => {
+                let p: Arc<dyn MetricsProvider> = Arc::new(p);
+                cache.insert(address.to_owned(), p.clone());
+                p
+            }
+            Err(e) => {
+                tracing::warn!(%address, error = %e, "invalid metricsServer, using the default");
+                self.default_provider.clone()
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The kube-runtime Controller over Canaries, woken by changes of their Knative Services and
+//! Revisions, and otherwise by the engine's next wake-up.
+
+use std::{future::Future, sync::Arc};
+
+use futures::StreamExt;
+use kube::{
+    Api,
+    api::DynamicObject,
+    core::{ApiResource, GroupVersionKind},
+    runtime::{
+        Controller,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use serin_api::Canary;
+
+use crate::{
+    Context,
+    reconcile::{error_policy, reconcile},
+};
+
+fn knative(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
+}
+
+/// The Canaries in `store` that target Service `name` in `namespace`.
+fn canaries_for(store: &Store<Canary>, namespace: Option<String>, name: Option<String>) -> Vec<ObjectRef<Canary>> {
+    let (Some(namespace), Some(name)) = (namespace, name) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|c| c.metadata.namespace.as_deref() == Some(namespace.as_str()) && c.spec.target_ref.name == name)
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let (canaries, services, revisions): (Api<Canary>, Api<DynamicObject>, Api<DynamicObject>) =
+        match &ctx.config.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced_with(client.clone(), ns, &knative("Service", "services")),
+                Api::namespaced_with(client.clone(), ns, &knative("Revision", "revisions")),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all_with(client.clone(), &knative("Service", "services")),
+                Api::all_with(client.clone(), &knative("Revision", "revisions")),
+            ),
+        };
+    let controller = Controller::new(canaries, watcher::Config::default());
+    let store = controller.store();
+    let _ = ctx.store.set(store.clone());
+    let by_service = store.clone();
+    let by_revision = store.clone();
+    controller
+        .watches_with(
+            services,
+            knative("Service", "services"),
+            watcher::Config::default(),
+            move |svc| canaries_for(&by_service, svc.metadata.namespace.clone(), svc.metadata.name.clone()),
+        )
+        .watches_with(
+            revisions,
+            knative("Revision", "revisions"),
+            watcher::Config::default(),
+            move |rev| {
+                let service = rev
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("serving.knative.dev/service"))
+                    .cloned();
+                canaries_for(&by_revision, rev.metadata.namespace.clone(), service)
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}

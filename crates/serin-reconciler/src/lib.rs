@@ -1,0 +1,73 @@
+//! The one place where Serin's parts meet: a kube-runtime controller that watches Canaries and
+//! the Knative Services and Revisions they target, runs the checks the engine asks for (metrics
+//! and webhooks, concurrently), lets `serin-core` decide, executes its actions through the
+//! `Router`, and records status, events and metrics.
+//!
+//! It decides nothing itself: every decision is `serin_core::step`'s. It does not parse flags
+//! or set up logging (the `serin-controller` binary does).
+//!
+//! # Embedding
+//! ```no_run
+//! # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use serin_reconciler::{Config, Context};
+//! let router = Arc::new(serin_knative::KnativeRouter::new(client.clone()));
+//! let webhooks = Arc::new(serin_webhook::HttpWebhookClient::new()?);
+//! let prometheus = Arc::new(serin_metrics::PrometheusProvider::new(serin_metrics::PrometheusConfig::new("http://prometheus:9090"))?);
+//! let ctx = Arc::new(Context::new(client, router, webhooks, prometheus, Config::default()));
+//! serin_reconciler::run(ctx, std::future::pending()).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`run`] (controller.rs): the Controller and its watches.
+//! - reconcile.rs: one reconcile; `reconcile` and `error_policy`.
+//! - checks.rs: metric queries and webhook calls for a `CheckRequest`.
+//! - [`Context`], [`Config`]: shared state and settings.
+//! - [`events::EventRecorder`], [`metrics::ControllerMetrics`].
+
+mod checks;
+mod context;
+mod controller;
+pub mod events;
+pub mod leader;
+pub mod metrics;
+mod reconcile;
+
+pub use context::{Clock, Config, Context, wall_clock};
+pub use controller::run;
+pub use reconcile::{FINALIZER, error_policy, reconcile};
+
+/// Resource kinds and verbs the controller uses, for RBAC checks: (group, resource, verbs).
+pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
+    ("flagger.app", "canaries", &["get", "list", "watch", "patch", "update"]),
+    ("flagger.app", "canaries/status", &["get", "patch", "update"]),
+    ("flagger.app", "canaries/finalizers", &["update"]),
+    ("flagger.app", "metrictemplates", &["get", "list", "watch"]),
+    ("serving.knative.dev", "services", &["get", "list", "watch", "patch"]),
+    ("serving.knative.dev", "revisions", &["get", "list", "watch"]),
+    ("", "events", &["create", "patch"]),
+    ("", "secrets", &["get"]),
+    ("coordination.k8s.io", "leases", &["get", "create", "update", "patch"]),
+];
+
+/// Errors of a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Routing failed.
+    #[error(transparent)]
+    Router(#[from] serin_knative::RouterError),
+}
+
+impl Error {
+    /// Whether retrying soon may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube(_) => true,
+            Error::Router(e) => e.is_transient(),
+        }
+    }
+}

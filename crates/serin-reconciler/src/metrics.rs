@@ -1,0 +1,182 @@
+//! The controller's Prometheus metrics, with Flagger's names (reference §4.6) so existing
+//! dashboards and alerts keep working, plus Serin's reconcile metrics.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use serin_core::Phase;
+
+/// `name`, `namespace`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CanaryLabels {
+    /// Target name (Flagger labels with the target, not the Canary).
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// `namespace`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// `workload`, `namespace`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkloadLabels {
+    /// `{target}-primary` or `{target}`.
+    pub workload: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// `name`, `namespace`, `metric`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MetricLabels {
+    /// Target name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Metric name.
+    pub metric: String,
+}
+
+/// Outcome counters' labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Target name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// `canary` or `blue-green`.
+    pub deployment_strategy: String,
+    /// `completed` or `skipped`.
+    pub analysis_status: String,
+}
+
+/// `result`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// Every metric of the controller.
+pub struct ControllerMetrics {
+    registry: Registry,
+    /// `flagger_canary_total`.
+    pub total: Family<NamespaceLabels, Gauge>,
+    /// `flagger_canary_status`: 0 Progressing, 2 Failed, 1 otherwise.
+    pub status: Family<CanaryLabels, Gauge>,
+    /// `flagger_canary_weight`.
+    pub weight: Family<WorkloadLabels, Gauge>,
+    /// `flagger_canary_metric_analysis`: the last value of each metric.
+    pub analysis: Family<MetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `flagger_canary_duration_seconds`: time of one reconcile of a canary.
+    pub duration: Family<CanaryLabels, Histogram>,
+    /// `flagger_canary_successes_total`.
+    pub successes: Family<OutcomeLabels, Counter>,
+    /// `flagger_canary_failures_total`.
+    pub failures: Family<OutcomeLabels, Counter>,
+    /// `serin_reconciles_total`.
+    pub reconciles: Family<ResultLabels, Counter>,
+}
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ControllerMetrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let total = Family::<NamespaceLabels, Gauge>::default();
+        let status = Family::<CanaryLabels, Gauge>::default();
+        let weight = Family::<WorkloadLabels, Gauge>::default();
+        let analysis = Family::<MetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let duration = Family::<CanaryLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        });
+        let successes = Family::<OutcomeLabels, Counter>::default();
+        let failures = Family::<OutcomeLabels, Counter>::default();
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "flagger_canary_total",
+            "Number of canaries per namespace",
+            total.clone(),
+        );
+        registry.register(
+            "flagger_canary_status",
+            "Canary status: 0 progressing, 1 done, 2 failed",
+            status.clone(),
+        );
+        registry.register(
+            "flagger_canary_weight",
+            "Traffic weight of the primary and the canary",
+            weight.clone(),
+        );
+        registry.register(
+            "flagger_canary_metric_analysis",
+            "Last value of each analysis metric",
+            analysis.clone(),
+        );
+        registry.register(
+            "flagger_canary_duration_seconds",
+            "Duration of one canary analysis step",
+            duration.clone(),
+        );
+        registry.register("flagger_canary_successes", "Successful rollouts", successes.clone());
+        registry.register("flagger_canary_failures", "Failed rollouts", failures.clone());
+        registry.register("serin_reconciles", "Reconciles by result", reconciles.clone());
+        ControllerMetrics {
+            registry,
+            total,
+            status,
+            weight,
+            analysis,
+            duration,
+            successes,
+            failures,
+            reconciles,
+        }
+    }
+
+    /// Records phase and weights of a canary.
+    pub fn observe_status(&self, target: &str, namespace: &str, phase: Phase, canary_weight: u8) {
+        let code = match phase {
+            Phase::Progressing => 0,
+            Phase::Failed => 2,
+            _ => 1,
+        };
+        self.status
+            .get_or_create(&CanaryLabels {
+                name: target.into(),
+                namespace: namespace.into(),
+            })
+            .set(code);
+        let w = |workload: String, v: i64| {
+            self.weight
+                .get_or_create(&WorkloadLabels {
+                    workload,
+                    namespace: namespace.into(),
+                })
+                .set(v)
+        };
+        w(format!("{target}-primary"), 100 - i64::from(canary_weight));
+        w(target.to_owned(), i64::from(canary_weight));
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
