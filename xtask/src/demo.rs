@@ -1,10 +1,9 @@
 //! `cargo xtask demo`: the seed tutorial's two scenarios (promotion of 6.0.1, rollback of
 //! 6.0.2), driven through the real engine and the real Canary parser in virtual time.
 //!
-//! This is the engine-only demo: Kubernetes, Knative, Prometheus and the loadtester are
-//! simulated in-process (`serin_core::sim`), so it runs in a second with nothing installed.
-//! The end-to-end demo with every component as a real process needs the sandbox, which is
-//! not built yet; this command says so when it runs.
+//! This is the engine-only demo (`--simulated`): Kubernetes, Knative, Prometheus and the
+//! loadtester are simulated in-process (`serin_core::sim`), so it runs in a second with nothing
+//! installed. The default `cargo xtask demo` runs every component as a real process.
 
 use std::{path::Path, time::Duration};
 
@@ -104,7 +103,7 @@ fn scenario(sim: &mut Simulation<Tutorial>, image: &str, revision: &str, expect:
     ok
 }
 
-/// `cargo xtask demo [--scenario promote|rollback|all] [--fast]`.
+/// `cargo xtask demo --simulated [--scenario promote|rollback|all] [--fast]`.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let fast = args.iter().any(|a| a == "--fast");
     let which = args
@@ -117,11 +116,11 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         bail!("--scenario must be promote, rollback or all");
     }
     if args.iter().any(|a| a == "--keep") {
-        bail!("--keep needs the sandbox (Kubernetes API emulator, Knative simulator), which is not built yet");
+        bail!("--keep needs the real sandbox: run `cargo xtask demo --keep` without --simulated");
     }
-    println!("Serin demo: the seed tutorial (testdata/seed) driven through serin-core in virtual time.");
+    println!("Serin demo (--simulated): the seed tutorial (testdata/seed) driven through serin-core in virtual time.");
     println!(
-        "Knative, Prometheus and the loadtester are simulated in-process; the real-process sandbox is not built yet."
+        "Knative, Prometheus and the loadtester are simulated in-process; run without --simulated for real processes."
     );
     let plan = seed_plan(root, fast)?;
     let mut sim = Simulation::new(plan, Tutorial, Time::from_millis(1_763_300_000_000));

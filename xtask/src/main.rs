@@ -2,7 +2,9 @@
 //!
 //! - `ci`: format check, clippy, the whole test suite in one invocation, docs with warnings denied.
 //! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
-//! - `demo`: the seed tutorial, simulated (see `demo.rs`).
+//! - `demo [--scenario promote|rollback|all] [--fast] [--keep]`: the seed tutorial end to end,
+//!   every component a real process (`serin-sandbox demo`); `--simulated` runs the engine-only
+//!   version in virtual time (see `demo.rs`).
 //! - `bench [core|loadtester|sandbox|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
@@ -21,7 +23,8 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(&root),
         Some("crdgen") => crdgen(&root),
-        Some("demo") => demo::run(&root, &args[1..]),
+        Some("demo") if args.iter().any(|a| a == "--simulated") => demo::run(&root, &args[1..]),
+        Some("demo") => sandbox_demo(&root, &args[1..]),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
             eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|sandbox|all]>");
@@ -105,6 +108,40 @@ fn ci(root: &Path) -> anyhow::Result<()> {
         &[("RUSTDOCFLAGS", "-Dwarnings")],
     )?;
     eprintln!("ci: all checks passed");
+    Ok(())
+}
+
+fn sandbox_demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    ensure_prometheus()?;
+    run(
+        root,
+        "cargo",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "serin-sandbox",
+            "-p",
+            "serin-controller",
+            "-p",
+            "serin-loadtester",
+        ],
+        &[],
+    )?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let sandbox = target.join("debug/serin-sandbox");
+    let mut demo_args = vec!["demo".to_owned(), "--root".to_owned(), root.display().to_string()];
+    demo_args.extend(args.iter().cloned());
+    let status = Command::new(&sandbox)
+        .args(&demo_args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot start {}", sandbox.display()))?;
+    if !status.success() {
+        bail!("the demo failed ({status})");
+    }
     Ok(())
 }
 

@@ -1,0 +1,184 @@
+//! End to end: every component a real process (API emulator + Knative simulator + router,
+//! Prometheus, loadtester, controller), driven like the seed tutorial with `--fast` timings.
+//! One test, scenarios in sequence on one sandbox, so that CI's two cores are not shared
+//! between sandboxes.
+
+use std::{path::PathBuf, time::Duration};
+
+use kube::{
+    Api,
+    api::{DynamicObject, Patch, PatchParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use serde_json::{Value, json};
+use serin_sandbox::{
+    cluster::{Binaries, Cluster},
+    demo::{Observer, check_splits, install_seed, set_image},
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Rolls out `tag` and waits for Succeeded or Failed; returns the phase and this rollout's events.
+async fn rollout(observer: &mut Observer, client: &kube::Client, tag: &str) -> (String, Vec<String>) {
+    let before = observer.events.len();
+    let analysed = |c: &Value| c.pointer("/status/canaryRevision").cloned();
+    let previous = analysed(&observer.canary().await.expect("canary"));
+    observer.splits.clear();
+    set_image(client, tag).await.expect("patch image");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while analysed(&observer.poll().await.expect("poll")) == previous {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new revision of {tag} was never picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let phase = observer
+        .wait_phase(&["Succeeded", "Failed"], Duration::from_secs(120))
+        .await
+        .expect("finished");
+    check_splits(&observer.splits, 50).expect("traffic stayed valid");
+    (phase, observer.events[before..].to_vec())
+}
+
+fn has(events: &[String], needle: &str) -> bool {
+    events.iter().any(|e| e.contains(needle))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_tutorial_scenarios_with_real_processes() {
+    let exe_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
+        .parent()
+        .map(PathBuf::from)
+        .expect("dir");
+    let bins = Binaries::in_dir(&exe_dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(bins, &root(), Vec::new()))
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    cluster.start_controller().unwrap_or_else(|e| panic!("{e:#}"));
+    let client = cluster.client().expect("client");
+    let mut observer = Observer::new(client.clone(), true);
+    install_seed(&client, &root(), true, &mut observer)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#} (logs {})", cluster.logs.display()));
+
+    // No traffic at all (before any load test ran): the canary gets no data and is rolled back
+    // with the no-data reason.
+    let canaries: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("flagger.app", "v1beta1", "Canary"), "canaries"),
+    );
+    canaries
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"analysis": {"webhooks": null}}})),
+        )
+        .await
+        .expect("drop load test");
+    let (phase, events) = rollout(&mut observer, &client, "6.0.7").await;
+    assert_eq!(phase, "Failed", "{events:#?}");
+    assert!(
+        has(
+            &events,
+            "Halt advancement no values found for request-success-rate: revision podinfo-00002"
+        ),
+        "{events:#?}"
+    );
+    let webhooks =
+        serin_sandbox::demo::seed_canary(&root(), true).expect("seed")["spec"]["analysis"]["webhooks"].clone();
+    canaries
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"analysis": {"webhooks": webhooks}}})),
+        )
+        .await
+        .expect("restore load test");
+
+    // Promotion: weights 10..50, then the analysed revision is primary with 100%.
+    let (phase, events) = rollout(&mut observer, &client, "6.0.1").await;
+    assert_eq!(phase, "Succeeded", "{events:#?}");
+    for w in [10, 20, 30, 40, 50] {
+        assert!(
+            has(&events, &format!("Advance podinfo.test canary weight {w}")),
+            "{events:#?}"
+        );
+    }
+    assert!(
+        has(&events, "Promotion completed! Scaling down podinfo.test"),
+        "{events:#?}"
+    );
+    assert_eq!(
+        observer.splits.last().map(|s| s.as_slice()),
+        Some(&[("podinfo-00003".to_owned(), 100)][..])
+    );
+
+    // Rollback on errors (6.0.2 answers 500 to 30% of requests).
+    let (phase, events) = rollout(&mut observer, &client, "6.0.2").await;
+    assert_eq!(phase, "Failed", "{events:#?}");
+    assert!(
+        has(&events, "Halt podinfo.test advancement success rate"),
+        "{events:#?}"
+    );
+    assert!(
+        has(&events, "Rolling back podinfo.test failed checks threshold reached 5"),
+        "{events:#?}"
+    );
+    assert_eq!(
+        observer
+            .splits
+            .last()
+            .and_then(|s| s.first())
+            .map(|(r, p)| (r.as_str(), *p)),
+        Some(("podinfo-00003", 100))
+    );
+
+    // Rollback on latency (6.0.3 adds 800 ms; the bound is 500 ms).
+    let (phase, events) = rollout(&mut observer, &client, "6.0.3").await;
+    assert_eq!(phase, "Failed", "{events:#?}");
+    assert!(
+        has(&events, "Halt podinfo.test advancement request duration"),
+        "{events:#?}"
+    );
+
+    // A revision that fails is rolled back at once, with Knative's reason.
+    let (phase, events) = rollout(&mut observer, &client, "6.0.4").await;
+    assert_eq!(phase, "Failed", "{events:#?}");
+    assert!(
+        has(&events, "revision podinfo-00006 failed: ContainerMissing"),
+        "{events:#?}"
+    );
+
+    // The controller is SIGKILLed mid-analysis and restarted: the rollout ends as it would have.
+    set_image(&client, "6.0.6").await.expect("image");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let canary = observer.poll().await.expect("poll");
+        if canary
+            .pointer("/status/canaryWeight")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            >= 20
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never reached weight 20");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.kill_controller();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_controller().expect("restart");
+    let phase = observer
+        .wait_phase(&["Succeeded", "Failed"], Duration::from_secs(120))
+        .await
+        .expect("finished after restart");
+    assert_eq!(phase, "Succeeded");
+    let canary = observer.canary().await.expect("canary");
+    assert_eq!(canary.pointer("/status/primaryRevision"), Some(&json!("podinfo-00007")));
+    check_splits(&observer.splits, 50).expect("traffic stayed valid across the restart");
+}
