@@ -14,12 +14,15 @@ use serin_api::Canary;
 use serin_core::Event;
 use tokio::sync::Mutex;
 
+/// What makes two events the same: (namespace, object uid, type, message).
+type EventKey = (String, String, String, String);
+
 /// Records events for Canaries.
 pub struct EventRecorder {
     client: Client,
     component: String,
-    /// (namespace, uid, type, message) → (event name, count).
-    seen: Mutex<HashMap<(String, String, String, String), (String, i32)>>,
+    /// Events already recorded, with their object name and count.
+    seen: Mutex<HashMap<EventKey, (String, i32)>>,
 }
 
 fn now() -> String {
