@@ -1,0 +1,231 @@
+//! The reconciler with mockall mocks of `Router`, `MetricsProvider` and `WebhookClient`, a
+//! virtual clock, and the API emulator holding Canaries, status and events.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicI64, Ordering},
+};
+
+use k8s_openapi::api::core::v1::Event;
+use kube::{
+    Api,
+    api::{ListParams, PostParams},
+};
+use serin_api::Canary;
+use serin_core::{HookOutcome, Readiness, Revision, Time, TrafficSplit, World};
+use serin_knative::{MockRouter, Observed};
+use serin_metrics::{MockMetricsProvider, QueryValue};
+use serin_reconciler::{Config, Context, reconcile};
+use serin_sandbox::kube_api::KubeApi;
+use serin_webhook::MockWebhookClient;
+
+/// What the mocked router did.
+#[derive(Default)]
+struct Routed {
+    world: World,
+    writes: Vec<String>,
+}
+
+fn world(primary: Option<&str>, latest: &str) -> World {
+    World {
+        primary: primary.map(Revision::ready),
+        latest_created: Some(Revision::ready(latest)),
+        latest_ready: Some(latest.into()),
+    }
+}
+
+fn stateful_router(state: Arc<Mutex<Routed>>) -> MockRouter {
+    let mut router = MockRouter::new();
+    let s = state.clone();
+    router.expect_observe().returning(move |_| {
+        Ok(Observed {
+            world: s.lock().expect("lock").world.clone(),
+            ..Observed::default()
+        })
+    });
+    let s = state.clone();
+    router.expect_initialize().returning(move |_, primary| {
+        let mut st = s.lock().expect("lock");
+        st.world.primary = Some(Revision::ready(primary));
+        st.writes.push(format!("initialize {primary}"));
+        Ok(())
+    });
+    let s = state.clone();
+    router.expect_set_split().returning(move |_, split: &TrafficSplit| {
+        s.lock()
+            .expect("lock")
+            .writes
+            .push(format!("split {} {}%", split.canary, split.canary_weight));
+        Ok(())
+    });
+    let s = state;
+    router.expect_promote().returning(move |_, revision| {
+        let mut st = s.lock().expect("lock");
+        st.world.primary = Some(Revision::ready(revision));
+        st.writes.push(format!("promote {revision}"));
+        Ok(())
+    });
+    router
+}
+
+async fn setup(router: MockRouter, clock: Arc<AtomicI64>) -> (KubeApi, Arc<Context>, Api<Canary>) {
+    let api = KubeApi::start(0).await.expect("start");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
+    api.install_crd(serde_saphyr::from_str(&text).expect("yaml"))
+        .expect("install");
+    api.create_namespace("test");
+    let client = api.client().expect("client");
+    let mut metrics = MockMetricsProvider::new();
+    metrics.expect_query().returning(|q| {
+        Ok(QueryValue::Value(if q.contains("histogram_quantile") {
+            12.0
+        } else {
+            100.0
+        }))
+    });
+    let mut webhooks = MockWebhookClient::new();
+    webhooks.expect_call().returning(|_| HookOutcome::Passed);
+    let mut ctx = Context::new(
+        client.clone(),
+        Arc::new(router),
+        Arc::new(webhooks),
+        Arc::new(metrics),
+        Config::default(),
+    );
+    ctx.clock = Arc::new(move || Time::from_millis(clock.load(Ordering::SeqCst)));
+    let canaries: Api<Canary> = Api::namespaced(client, "test");
+    let text = std::fs::read_to_string(root.join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    let canary: Canary = serde_saphyr::from_str(&text).expect("canary");
+    canaries.create(&PostParams::default(), &canary).await.expect("create");
+    (api, Arc::new(ctx), canaries)
+}
+
+async fn events(api: &KubeApi) -> Vec<String> {
+    let client = api.client().expect("client");
+    let events: Api<Event> = Api::namespaced(client, "test");
+    let mut list = events.list(&ListParams::default()).await.expect("events").items;
+    list.sort_by_key(|e| e.metadata.resource_version.clone().and_then(|v| v.parse::<u64>().ok()));
+    list.into_iter().filter_map(|e| e.message).collect()
+}
+
+#[tokio::test]
+async fn seed_rollout_with_mocked_providers_in_virtual_time() {
+    let state = Arc::new(Mutex::new(Routed {
+        world: world(None, "podinfo-00001"),
+        writes: Vec::new(),
+    }));
+    let clock = Arc::new(AtomicI64::new(1_000_000));
+    let (api, ctx, canaries) = setup(stateful_router(state.clone()), clock.clone()).await;
+
+    let action = reconcile(Arc::new(canaries.get("podinfo").await.expect("get")), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert!(format!("{action:?}").contains("requeue_after"), "{action:?}");
+    let status = canaries.get("podinfo").await.expect("get").status.expect("status");
+    assert_eq!(status.phase.as_deref(), Some("Initialized"));
+    assert_eq!(
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Promoted")
+            .map(|c| c.status.as_str()),
+        Some("True")
+    );
+
+    // Once settled, a status that does not change is not rewritten (the second reconcile still
+    // updates the explanation from "routing taken over" to "nothing to roll out").
+    let _ = reconcile(Arc::new(canaries.get("podinfo").await.expect("get")), ctx.clone())
+        .await
+        .expect("settle");
+    let rv = canaries.get("podinfo").await.expect("get").metadata.resource_version;
+    let _ = reconcile(Arc::new(canaries.get("podinfo").await.expect("get")), ctx.clone())
+        .await
+        .expect("again");
+    assert_eq!(
+        canaries.get("podinfo").await.expect("get").metadata.resource_version,
+        rv,
+        "an unchanged status is not written"
+    );
+
+    // New revision: steps every 15 s of virtual time until promotion.
+    state.lock().expect("lock").world.latest_created = Some(Revision {
+        name: "podinfo-00002".into(),
+        readiness: Readiness::Ready,
+    });
+    for _ in 0..10 {
+        let canary = canaries.get("podinfo").await.expect("get");
+        if canary.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded") {
+            break;
+        }
+        let _ = reconcile(Arc::new(canary), ctx.clone()).await.expect("reconcile");
+        clock.fetch_add(15_000, Ordering::SeqCst);
+    }
+    let writes = state.lock().expect("lock").writes.clone();
+    assert_eq!(
+        writes,
+        [
+            "initialize podinfo-00001",
+            "split podinfo-00002 10%",
+            "split podinfo-00002 20%",
+            "split podinfo-00002 30%",
+            "split podinfo-00002 40%",
+            "split podinfo-00002 50%",
+            "promote podinfo-00002"
+        ]
+    );
+    let status = canaries.get("podinfo").await.expect("get").status.expect("status");
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"));
+    assert_eq!(status.primary_revision.as_deref(), Some("podinfo-00002"));
+    assert!(status.last_decision.is_some_and(|d| d.summary.contains("promoted")));
+    let events = events(&api).await;
+    assert!(
+        events.contains(&"Promotion completed! Scaling down podinfo.test".to_owned()),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_canaries_get_conditions_and_an_event_and_nothing_is_routed() {
+    let router = MockRouter::new(); // any call would panic: no expectations
+    let clock = Arc::new(AtomicI64::new(0));
+    let (api, ctx, canaries) = setup(router, clock).await;
+    let mut canary = canaries.get("podinfo").await.expect("get");
+    canary.spec.provider = None;
+    let _ = reconcile(Arc::new(canary.clone()), ctx.clone())
+        .await
+        .expect("reconcile");
+    let status = canaries.get("podinfo").await.expect("get").status.expect("status");
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("InvalidSpec"))
+    );
+    assert!(ready.message.as_deref().is_some_and(|m| m.contains("spec.provider")));
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(stalled.status, "True");
+    let events = events(&api).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(events[0].starts_with("invalid Canary: spec.provider"));
+    // Reconciling again writes no second event.
+    let _ = reconcile(
+        Arc::new(
+            canaries
+                .get("podinfo")
+                .await
+                .map(|mut c| {
+                    c.spec.provider = None;
+                    c
+                })
+                .expect("get"),
+        ),
+        ctx,
+    )
+    .await
+    .expect("again");
+    assert_eq!(self::events(&api).await.len(), 1);
+}
