@@ -104,6 +104,12 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     run(
         root,
         "cargo",
+        &["run", "--quiet", "-p", "serin-examples", "--example", "embed_engine"],
+        &[],
+    )?;
+    run(
+        root,
+        "cargo",
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-Dwarnings")],
     )?;
