@@ -1,0 +1,111 @@
+//! The install manifests: they parse, the ClusterRole covers every resource and verb the
+//! controller declares, and `kubectl apply -k deploy/knative` succeeds against the API emulator.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use serin_reconciler::PERMISSIONS;
+use serin_sandbox::kube_api::KubeApi;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn documents(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn every_manifest_parses() {
+    for path in [
+        "deploy/knative/kustomization.yaml",
+        "deploy/knative/namespace.yaml",
+        "deploy/knative/rbac.yaml",
+        "deploy/knative/deployment.yaml",
+        "deploy/knative/service.yaml",
+        "deploy/tester/kustomization.yaml",
+        "deploy/tester/deployment.yaml",
+        "deploy/tester/service.yaml",
+        "deploy/crds/kustomization.yaml",
+    ] {
+        assert!(!documents(path).is_empty(), "{path} is empty");
+    }
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("deploy/grafana/serin.json")).expect("dashboard"))
+            .expect("json");
+    assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 4));
+    let service = documents("deploy/tester/service.yaml");
+    assert_eq!(
+        service[0]["metadata"]["name"], "flagger-loadtester",
+        "the seed's webhook URL needs this name"
+    );
+    assert_eq!(service[0]["spec"]["ports"][0]["port"], 80);
+}
+
+#[test]
+fn rbac_covers_exactly_what_the_controller_uses() {
+    let rules: Vec<Value> = documents("deploy/knative/rbac.yaml")
+        .into_iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    for (group, resource, verbs) in PERMISSIONS {
+        for verb in *verbs {
+            let covered = rules.iter().any(|r| {
+                strings(&r["apiGroups"]).iter().any(|g| g == group)
+                    && strings(&r["resources"]).iter().any(|x| x == resource)
+                    && strings(&r["verbs"]).iter().any(|v| v == verb)
+            });
+            assert!(covered, "RBAC does not grant {verb} on {resource}.{group}");
+        }
+    }
+    let granted: usize = rules
+        .iter()
+        .map(|r| strings(&r["resources"]).len() * strings(&r["verbs"]).len())
+        .sum();
+    let declared: usize = PERMISSIONS.iter().map(|(_, _, v)| v.len()).sum();
+    assert_eq!(granted, declared, "the roles grant more than the controller declares");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_k_deploy_knative_succeeds_against_the_emulator() {
+    if std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("SKIPPED: kubectl is not installed");
+        return;
+    }
+    let api = KubeApi::start(0).await.expect("start");
+    let server = api.url();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .args(["--server", &server, "apply", "-k", "deploy/knative"])
+            .env("KUBECONFIG", "/dev/null")
+            .current_dir(root())
+            .output()
+            .expect("kubectl")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for created in [
+        "namespace/serin-system",
+        "customresourcedefinition.apiextensions.k8s.io/canaries.flagger.app",
+        "clusterrole.rbac.authorization.k8s.io/serin",
+        "deployment.apps/serin-controller",
+    ] {
+        assert!(stdout.contains(created), "{created} missing:\n{stdout}");
+    }
+}

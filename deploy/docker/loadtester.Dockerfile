@@ -1,0 +1,10 @@
+# Multi-stage build of serin-loadtester: build with the Rust toolchain, run on distroless (non-root).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p serin-loadtester
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/serin-loadtester /usr/local/bin/serin-loadtester
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/serin-loadtester"]
