@@ -4,7 +4,7 @@ use std::{
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// Why Prometheus could not be started.
@@ -87,25 +87,8 @@ impl Prometheus {
     }
 
     fn wait_ready(&self, limit: Duration) -> Result<(), PrometheusError> {
-        let deadline = Instant::now() + limit;
-        let addr = self.url.trim_start_matches("http://").to_owned();
-        while Instant::now() < deadline {
-            if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
-                use std::io::{Read, Write};
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let _ = write!(stream, "GET /-/ready HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-                let mut answer = String::new();
-                let _ = stream.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(PrometheusError::Start(format!(
-            "not ready at {} within {limit:?}",
-            self.url
-        )))
+        let addr = self.url.trim_start_matches("http://");
+        crate::cluster::wait_http(addr, "/-/ready", limit).map_err(|e| PrometheusError::Start(e.to_string()))
     }
 
     /// Stops Prometheus now (tests of provider errors).
