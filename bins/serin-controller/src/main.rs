@@ -43,6 +43,9 @@ struct Cli {
     /// Namespace of the leader Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "serin-system")]
     lease_namespace: String,
+    /// This replica's identity in the Lease (default: POD_NAME, HOSTNAME, or serin-PID).
+    #[arg(long)]
+    identity: Option<String>,
     /// Lease duration.
     #[arg(long, env = "SERIN_LEASE_DURATION", default_value = "15s", value_parser = humantime_duration)]
     lease_duration: Duration,
@@ -158,9 +161,11 @@ async fn main() -> anyhow::Result<()> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     if cli.leader_elect {
-        let identity = std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| format!("serin-{}", std::process::id()));
+        let identity = cli.identity.clone().unwrap_or_else(|| {
+            std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| format!("serin-{}", std::process::id()))
+        });
         let lease = leader::LeaseConfig {
             namespace: cli.lease_namespace.clone(),
             name: "serin-controller-leader".into(),

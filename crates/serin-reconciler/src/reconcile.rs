@@ -330,15 +330,25 @@ async fn write_status(
     let mut status = previous.clone();
     status.apply_rollout(&decision.status, &plan.target_kind, now);
     status.observed_generation = canary.metadata.generation;
-    status.last_decision = Some(LastDecision::from(&decision.explanation));
-    status.estimated_promotion_at = estimated_promotion(plan, &decision.status, now).map(rfc3339);
     let phase = decision.status.phase;
+    // A quiet reconcile of a finished rollout keeps the decision that finished it (the rollback
+    // reason, the promotion) instead of replacing it with "nothing to do".
+    let quiet = decision.actions.is_empty() && previous.phase.as_deref() == Some(phase.as_str()) && !phase.is_active();
+    if !quiet || previous.last_decision.is_none() {
+        status.last_decision = Some(LastDecision::from(&decision.explanation));
+    }
+    let summary = status
+        .last_decision
+        .as_ref()
+        .map(|d| d.summary.clone())
+        .unwrap_or_default();
+    status.estimated_promotion_at = estimated_promotion(plan, &decision.status, now).map(rfc3339);
     let (ready, reason) = match phase {
         Phase::Initialized | Phase::Succeeded => ("True", phase.as_str()),
         Phase::Failed => ("False", "RolloutFailed"),
         _ => ("Unknown", phase.as_str()),
     };
-    status.set_condition("Ready", ready, reason, &decision.explanation.summary, now);
+    status.set_condition("Ready", ready, reason, &summary, now);
     let reconciling = if phase.is_active() || matches!(phase, Phase::Waiting | Phase::Initializing) {
         "True"
     } else {

@@ -195,6 +195,12 @@ impl Cluster {
 
     /// Starts (or restarts) the controller against the sandbox and waits for `/healthz`.
     pub fn start_controller(&mut self) -> anyhow::Result<()> {
+        let listen = self.controller_listen;
+        self.start_replica(listen, &[])
+    }
+
+    /// Starts another controller process listening on `listen`, with extra arguments.
+    pub fn start_replica(&mut self, listen: SocketAddr, extra: &[&str]) -> anyhow::Result<()> {
         let n = self.controllers.len();
         let mut args = vec![
             "--kube-server".into(),
@@ -202,16 +208,43 @@ impl Cluster {
             "--metrics-server".into(),
             self.prometheus.url.clone(),
             "--listen".into(),
-            self.controller_listen.to_string(),
+            listen.to_string(),
             "--resolve".into(),
             format!("flagger-loadtester.test={}", self.router),
             "--log-level".into(),
             "info,serin_reconciler=debug".into(),
         ];
         args.extend(self.controller_args.iter().cloned());
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let c = spawn(&format!("controller-{n}"), &self.bins.controller, &args, &self.logs)?;
         self.controllers.push(c);
-        wait_http(&self.controller_listen.to_string(), "/healthz", Duration::from_secs(30)).context("controller")
+        wait_http(&listen.to_string(), "/healthz", Duration::from_secs(30)).context("controller")
+    }
+
+    /// Kills controller number `index` (in start order) with SIGKILL.
+    pub fn kill_replica(&mut self, index: usize) {
+        if let Some(c) = self.controllers.get_mut(index) {
+            let _ = c.child.kill();
+            let _ = c.child.wait();
+        }
+    }
+
+    /// Sets the API emulator's faults over its admin endpoint.
+    pub fn set_faults(&self, faults: &crate::kube_api::Faults) -> anyhow::Result<()> {
+        let addr = self.api_url.trim_start_matches("http://");
+        let body = serde_json::to_string(faults)?;
+        let mut stream = TcpStream::connect(addr)?;
+        write!(
+            stream,
+            "PUT /_sandbox/faults HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+            bail!("setting faults failed: {answer}");
+        }
+        Ok(())
     }
 
     /// Kills the running controller with SIGKILL.

@@ -286,3 +286,28 @@ pub async fn run(cluster: &Cluster, root: &Path, scenario: Scenario, fast: bool)
     }
     Ok(ok)
 }
+
+/// Rolls out image `tag`: waits until the new revision is picked up (`status.canaryRevision`
+/// changes), then until Succeeded or Failed; returns the phase and this rollout's events.
+pub async fn rollout(
+    observer: &mut Observer,
+    client: &Client,
+    tag: &str,
+    limit: Duration,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let before = observer.events.len();
+    let analysed = |c: &Value| c.pointer("/status/canaryRevision").cloned();
+    let previous = analysed(&observer.canary().await?);
+    observer.splits.clear();
+    set_image(client, tag).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while analysed(&observer.poll().await?) == previous {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the new revision of {tag} was never picked up");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let phase = observer.wait_phase(&["Succeeded", "Failed"], limit).await?;
+    check_splits(&observer.splits, 50).map_err(|e| anyhow::anyhow!(e))?;
+    Ok((phase, observer.events[before..].to_vec()))
+}

@@ -20,27 +20,10 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Rolls out `tag` and waits for Succeeded or Failed; returns the phase and this rollout's events.
 async fn rollout(observer: &mut Observer, client: &kube::Client, tag: &str) -> (String, Vec<String>) {
-    let before = observer.events.len();
-    let analysed = |c: &Value| c.pointer("/status/canaryRevision").cloned();
-    let previous = analysed(&observer.canary().await.expect("canary"));
-    observer.splits.clear();
-    set_image(client, tag).await.expect("patch image");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while analysed(&observer.poll().await.expect("poll")) == previous {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the new revision of {tag} was never picked up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let phase = observer
-        .wait_phase(&["Succeeded", "Failed"], Duration::from_secs(120))
+    serin_sandbox::demo::rollout(observer, client, tag, Duration::from_secs(120))
         .await
-        .expect("finished");
-    check_splits(&observer.splits, 50).expect("traffic stayed valid");
-    (phase, observer.events[before..].to_vec())
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn has(events: &[String], needle: &str) -> bool {

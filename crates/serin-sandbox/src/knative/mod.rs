@@ -199,7 +199,16 @@ impl Simulator {
             if let Some((ns, name)) = key
                 && let Err(e) = self.reconcile(&ns, &name).await
             {
-                tracing::debug!(service = %format!("{ns}/{name}"), error = %e, "knative simulator: reconcile failed, will retry on the next event");
+                tracing::debug!(service = %format!("{ns}/{name}"), error = %e, "knative simulator: reconcile failed, retrying");
+                let this = self.clone();
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if this.reconcile(&ns, &name).await.is_ok() {
+                            break;
+                        }
+                    }
+                });
             }
         }
     }
@@ -257,15 +266,8 @@ impl Simulator {
             .collect();
         let previous = service.get("status").cloned().unwrap_or_default();
         let computed = status::compute(&service, &infos, &self.config.domain, &previous);
-        if computed.status != previous {
-            self.services(ns)
-                .patch_status(
-                    name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": computed.status})),
-                )
-                .await?;
-        }
+        // The data plane follows the computed routes even when writing status fails, as
+        // Knative's networking layer does not wait for the Service's status.
         if let Some(router) = &self.router {
             let backends = self.backends.lock().await;
             for (host, split) in &computed.routes {
@@ -285,6 +287,15 @@ impl Simulator {
                     .collect();
                 router.set_host(host, targets);
             }
+        }
+        if computed.status != previous {
+            self.services(ns)
+                .patch_status(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": computed.status})),
+                )
+                .await?;
         }
         Ok(())
     }

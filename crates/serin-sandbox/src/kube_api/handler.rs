@@ -132,6 +132,34 @@ async fn handle(
     let simple = |v: Value| Json(v).into_response();
     match segments.as_slice() {
         ["version"] => return simple(discovery::version()),
+        ["_sandbox", "faults"] if method == Method::GET => {
+            return simple(
+                shared
+                    .faults
+                    .lock()
+                    .map(|f| serde_json::to_value(&f.faults).unwrap_or_default())
+                    .unwrap_or_default(),
+            );
+        }
+        ["_sandbox", "faults"] => {
+            return match serde_json::from_slice::<super::Faults>(&body) {
+                Ok(faults) => {
+                    if let Ok(mut f) = shared.faults.lock() {
+                        f.faults = faults;
+                    }
+                    simple(json!({"ok": true}))
+                }
+                Err(e) => ApiError::bad_request(format!("invalid faults: {e}")).into_response(),
+            };
+        }
+        ["_sandbox", "requests"] => {
+            let counts: Vec<Value> = shared
+                .faults
+                .lock()
+                .map(|f| f.requests.iter().map(|((verb, resource, agent), n)| json!({"verb": verb, "resource": resource, "userAgent": agent, "count": n})).collect())
+                .unwrap_or_default();
+            return simple(json!(counts));
+        }
         ["healthz"] | ["readyz"] | ["livez"] => return "ok".into_response(),
         ["api"] => return simple(discovery::core_versions(&shared.addr.to_string())),
         ["apis"] => return simple(discovery::groups(&all)),

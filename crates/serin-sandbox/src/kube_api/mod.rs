@@ -6,7 +6,9 @@
 //! (label and field selectors, `limit`/`continue`), WATCH (resume, bookmarks, timeouts, 410),
 //! POST, PUT (409 on a stale resourceVersion), PATCH (merge, JSON, apply; strategic merge refused
 //! for custom resources and applied as a merge patch for built-ins), DELETE with finalizers,
-//! status subresources, `generation`, `Table` output, admission hooks, and faults.
+//! status subresources, `generation`, `Table` output, admission hooks, and faults (in process
+//! through [`KubeApi::set_faults`], or over HTTP: `PUT /_sandbox/faults` with a [`Faults`] JSON
+//! body, `GET /_sandbox/requests` for the request counters).
 //!
 //! Not emulated: authentication and RBAC (every request is allowed), admission plugins beyond
 //! the in-process hooks, API aggregation, protobuf, OpenAPI schemas (the v3 index only),
