@@ -100,6 +100,8 @@ fn ci(root: &Path) -> anyhow::Result<()> {
         &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
         &[],
     )?;
+    // The end-to-end tests start the binaries of other packages: build them all first.
+    run(root, "cargo", &["build", "--workspace", "--bins"], &[])?;
     run(root, "cargo", &["test", "--workspace"], &[])?;
     run(
         root,

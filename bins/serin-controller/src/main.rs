@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long, env = "POD_NAMESPACE", default_value = "serin-system")]
     lease_namespace: String,
     /// This replica's identity in the Lease (default: POD_NAME, HOSTNAME, or serin-PID).
-    #[arg(long)]
+    #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Lease duration.
     #[arg(long, env = "SERIN_LEASE_DURATION", default_value = "15s", value_parser = humantime_duration)]

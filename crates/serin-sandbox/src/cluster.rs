@@ -154,8 +154,6 @@ impl Cluster {
                 api_port.to_string(),
                 "--crds".into(),
                 root.join("deploy/crds").display().to_string(),
-                "--crds".into(),
-                root.join("testdata/knative").display().to_string(),
                 "--knative".into(),
                 "--router-port".into(),
                 router_port.to_string(),

@@ -16,6 +16,14 @@ use serin_sandbox::{
     router::TrafficRouter,
 };
 
+/// Knative Serving's CRDs, copied unchanged into testdata/knative.
+const KNATIVE_CRDS: [&str; 4] = [
+    include_str!("../../../testdata/knative/service.yaml"),
+    include_str!("../../../testdata/knative/configuration.yaml"),
+    include_str!("../../../testdata/knative/revision.yaml"),
+    include_str!("../../../testdata/knative/route.yaml"),
+];
+
 fn crd_documents(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut files = Vec::new();
     if path.is_dir() {
@@ -175,6 +183,20 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("kube-api listening on {} (kubectl --server {})", api.url(), api.url());
     if knative {
+        // Knative's own CRDs (testdata/knative), unless given with --crds already.
+        for text in KNATIVE_CRDS {
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).context("embedded Knative CRDs")?;
+            for crd in docs
+                .into_iter()
+                .filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some("CustomResourceDefinition"))
+            {
+                match api.install_crd(crd) {
+                    Ok(()) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => bail!("Knative CRDs: {}", e.message),
+                }
+            }
+        }
         serin_sandbox::knative::validation::install(&api);
         let router = std::sync::Arc::new(TrafficRouter::start_on(router_port, router_admin_port).await?);
         for (host, addr) in &routes {

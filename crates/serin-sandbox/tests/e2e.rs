@@ -137,31 +137,62 @@ async fn seed_tutorial_scenarios_with_real_processes() {
         "{events:#?}"
     );
 
-    // The controller is SIGKILLed mid-analysis and restarted: the rollout ends as it would have.
+    // A revision that never becomes Ready is rolled back when progressDeadlineSeconds passes.
+    canaries
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"progressDeadlineSeconds": 5}})),
+        )
+        .await
+        .expect("deadline");
+    let (phase, events) = rollout(&mut observer, &client, "6.0.5").await;
+    assert_eq!(phase, "Failed", "{events:#?}");
+    assert!(
+        has(
+            &events,
+            "Rolling back podinfo.test progress deadline exceeded: revision podinfo-00007 not Ready after 5s"
+        ),
+        "{events:#?}"
+    );
+    canaries
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"progressDeadlineSeconds": 60}})),
+        )
+        .await
+        .expect("deadline");
+
+    // The controller is SIGKILLed at three points of one rollout and restarted each time: the
+    // rollout ends as it would have.
+    observer.splits.clear();
     set_image(&client, "6.0.6").await.expect("image");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let canary = observer.poll().await.expect("poll");
-        if canary
-            .pointer("/status/canaryWeight")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            >= 20
-        {
-            break;
+    for kill_at in [10, 30, 50] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let canary = observer.poll().await.expect("poll");
+            if canary
+                .pointer("/status/canaryWeight")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                >= kill_at
+            {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never reached weight {kill_at}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never reached weight 20");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        cluster.kill_controller();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cluster.start_controller().expect("restart");
     }
-    cluster.kill_controller();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    cluster.start_controller().expect("restart");
     let phase = observer
         .wait_phase(&["Succeeded", "Failed"], Duration::from_secs(120))
         .await
-        .expect("finished after restart");
+        .expect("finished after restarts");
     assert_eq!(phase, "Succeeded");
     let canary = observer.canary().await.expect("canary");
-    assert_eq!(canary.pointer("/status/primaryRevision"), Some(&json!("podinfo-00007")));
+    assert_eq!(canary.pointer("/status/primaryRevision"), Some(&json!("podinfo-00008")));
     check_splits(&observer.splits, 50).expect("traffic stayed valid across the restart");
 }
