@@ -5,7 +5,7 @@
 //! - `demo [--scenario promote|rollback|all] [--fast] [--keep]`: the seed tutorial end to end,
 //!   every component a real process (`serin-sandbox demo`); `--simulated` runs the engine-only
 //!   version in virtual time (see `demo.rs`).
-//! - `bench [core|loadtester|sandbox|all]`: the benchmarks; figures go to stdout and `target/bench/`.
+//! - `bench [core|loadtester|sandbox|scale|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
 mod tidy;
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
         Some("demo") => sandbox_demo(&root, &args[1..]),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|sandbox|all]>");
+            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|sandbox|scale|all]>");
             bail!("unknown or missing command")
         }
     }
@@ -165,15 +165,43 @@ fn crdgen(root: &Path) -> anyhow::Result<()> {
 }
 
 fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
+    if which == "scale" {
+        // The controller runs as its own (release) process next to the emulator.
+        run(
+            root,
+            "cargo",
+            &["build", "--release", "-p", "serin-controller", "-p", "serin-sandbox"],
+            &[],
+        )?;
+        return run(
+            root,
+            "cargo",
+            &[
+                "bench",
+                "-p",
+                "serin-sandbox",
+                "--bench",
+                "scale",
+                "--",
+                "1000",
+                "10000",
+            ],
+            &[],
+        );
+    }
     let packages: &[&str] = match which {
         "core" => &["serin-core"],
         "loadtester" => &["serin-loadtester"],
         "sandbox" => &["serin-sandbox"],
         "all" => &["serin-core", "serin-loadtester", "serin-sandbox"],
-        other => bail!("unknown benchmark {other:?}: core, loadtester, sandbox or all"),
+        other => bail!("unknown benchmark {other:?}: core, loadtester, sandbox, scale or all"),
     };
     for package in packages {
-        run(root, "cargo", &["bench", "-p", package], &[])?;
+        let mut args = vec!["bench", "-p", package];
+        if *package == "serin-sandbox" {
+            args.extend(["--bench", "kube_api"]);
+        }
+        run(root, "cargo", &args, &[])?;
     }
     Ok(())
 }

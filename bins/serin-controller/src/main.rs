@@ -110,12 +110,18 @@ async fn main() -> anyhow::Result<()> {
     }
     // One crypto provider for kube and reqwest (see toolchain notes on the TLS trap).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match &cli.kube_server {
-        Some(url) => kube::Client::try_from(kube::Config::new(url.parse::<http::Uri>().context("--kube-server")?))?,
-        None => kube::Client::try_default()
+    let mut kube_config = match &cli.kube_server {
+        Some(url) => kube::Config::new(url.parse::<http::Uri>().context("--kube-server")?),
+        None => kube::Config::infer()
             .await
             .context("no Kubernetes configuration (in-cluster or kubeconfig)")?,
     };
+    // Named requests, so API servers (and the sandbox's counters) can tell Serin's apart.
+    kube_config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("serin-controller/", env!("CARGO_PKG_VERSION"))),
+    ));
+    let client = kube::Client::try_from(kube_config)?;
     let webhooks = Arc::new(HttpWebhookClient::with_resolve(&cli.resolve)?);
     let prometheus = Arc::new(PrometheusProvider::new(PrometheusConfig::new(&cli.metrics_server))?);
     let config = Config {

@@ -83,6 +83,8 @@ pub struct ControllerMetrics {
     pub failures: Family<OutcomeLabels, Counter>,
     /// `serin_reconciles_total`.
     pub reconciles: Family<ResultLabels, Counter>,
+    /// `serin_step_lag_seconds`: how late a due step ran (actual minus planned time).
+    pub step_lag: Histogram,
 }
 
 impl Default for ControllerMetrics {
@@ -105,6 +107,7 @@ impl ControllerMetrics {
         let successes = Family::<OutcomeLabels, Counter>::default();
         let failures = Family::<OutcomeLabels, Counter>::default();
         let reconciles = Family::<ResultLabels, Counter>::default();
+        let step_lag = Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         registry.register(
             "flagger_canary_total",
             "Number of canaries per namespace",
@@ -133,6 +136,11 @@ impl ControllerMetrics {
         registry.register("flagger_canary_successes", "Successful rollouts", successes.clone());
         registry.register("flagger_canary_failures", "Failed rollouts", failures.clone());
         registry.register("serin_reconciles", "Reconciles by result", reconciles.clone());
+        registry.register(
+            "serin_step_lag_seconds",
+            "Actual minus planned time of analysis steps",
+            step_lag.clone(),
+        );
         ControllerMetrics {
             registry,
             total,
@@ -143,6 +151,7 @@ impl ControllerMetrics {
             successes,
             failures,
             reconciles,
+            step_lag,
         }
     }
 

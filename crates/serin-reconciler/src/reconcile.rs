@@ -118,6 +118,11 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
     let now = (ctx.clock)();
     let previous = canary.status.clone().unwrap_or_default();
     let status = previous.to_rollout();
+    if let Some(due) = status.next_step_at
+        && now >= due
+    {
+        ctx.metrics.step_lag.observe(now.since(due).as_secs_f64());
+    }
     let mut obs = Observation::of(observed.world);
     let decision = loop {
         match step(&plan, &status, &obs, now) {

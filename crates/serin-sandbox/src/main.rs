@@ -127,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
     let mut port = 0u16;
     let mut crds: Vec<PathBuf> = Vec::new();
     let mut knative = false;
+    let mut no_router = false;
     let mut server = None;
     let mut router_port = 0u16;
     let mut router_admin_port = 0u16;
@@ -136,6 +137,11 @@ async fn main() -> anyhow::Result<()> {
         match (args[i].as_str(), args.get(i + 1)) {
             ("--knative", _) => {
                 knative = true;
+                i += 1;
+                continue;
+            }
+            ("--no-router", _) => {
+                no_router = true;
                 i += 1;
                 continue;
             }
@@ -198,15 +204,21 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         serin_sandbox::knative::validation::install(&api);
-        let router = std::sync::Arc::new(TrafficRouter::start_on(router_port, router_admin_port).await?);
-        for (host, addr) in &routes {
-            router.set_static(host, *addr);
-        }
-        println!(
-            "knative simulator attached; traffic router on {} (metrics on {})",
-            router.addr, router.admin_addr
-        );
-        tokio::spawn(Simulator::new(api.client()?, SimConfig::demo(), Some(router)).run());
+        let router = if no_router {
+            println!("knative simulator attached (no traffic router)");
+            None
+        } else {
+            let router = std::sync::Arc::new(TrafficRouter::start_on(router_port, router_admin_port).await?);
+            for (host, addr) in &routes {
+                router.set_static(host, *addr);
+            }
+            println!(
+                "knative simulator attached; traffic router on {} (metrics on {})",
+                router.addr, router.admin_addr
+            );
+            Some(router)
+        };
+        tokio::spawn(Simulator::new(api.client()?, SimConfig::demo(), router).run());
     }
     tokio::signal::ctrl_c().await?;
     Ok(())
