@@ -5,7 +5,7 @@
 //! - `demo [--scenario promote|rollback|all] [--fast] [--keep]`: the seed tutorial end to end,
 //!   every component a real process (`serin-sandbox demo`); `--simulated` runs the engine-only
 //!   version in virtual time (see `demo.rs`).
-//! - `bench [core|loadtester|sandbox|scale|all]`: the benchmarks; figures go to stdout and `target/bench/`.
+//! - `bench [core|loadtester|sandbox|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
 mod tidy;
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
         Some("demo") => sandbox_demo(&root, &args[1..]),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|sandbox|scale|all]>");
+            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|sandbox|scale|seed|all]>");
             bail!("unknown or missing command")
         }
     }
@@ -153,6 +153,58 @@ fn sandbox_demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The seed rollout timed in the sandbox (image patch → Succeeded), against the 75 s the plan promises.
+fn seed_bench(root: &Path) -> anyhow::Result<()> {
+    ensure_prometheus()?;
+    run(
+        root,
+        "cargo",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "serin-sandbox",
+            "-p",
+            "serin-controller",
+            "-p",
+            "serin-loadtester",
+        ],
+        &[],
+    )?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let out = Command::new(target.join("debug/serin-sandbox"))
+        .args(["demo", "--root", &root.display().to_string(), "--scenario", "promote"])
+        .output()
+        .context("cannot run the sandbox demo")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seconds: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("verdict: PASS ")?
+                .split(" after ")
+                .nth(1)?
+                .split('s')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("the promotion did not pass:\n{text}"))?;
+    let planned = 75.0;
+    println!(
+        "seed rollout in the sandbox: image patch → Succeeded in {seconds:.0} s; plan (detection → promotion): {planned:.0} s; ratio {:.2}",
+        seconds / planned
+    );
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("seed.json"),
+        format!("{{\"measuredSeconds\":{seconds},\"plannedSeconds\":{planned}}}\n"),
+    )?;
+    Ok(())
+}
+
 fn crdgen(root: &Path) -> anyhow::Result<()> {
     let dir = root.join("deploy/crds");
     std::fs::create_dir_all(&dir)?;
@@ -165,6 +217,9 @@ fn crdgen(root: &Path) -> anyhow::Result<()> {
 }
 
 fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
+    if which == "seed" {
+        return seed_bench(root);
+    }
     if which == "scale" {
         // The controller runs as its own (release) process next to the emulator.
         run(

@@ -80,6 +80,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 canaries_for(&by_revision, rev.metadata.namespace.clone(), service)
             },
         )
+        // Bursts of triggers (our own writes echoing back, Knative status updates) collapse into
+        // one reconcile; steps run at most this late.
+        .with_config(kube::runtime::controller::Config::default().debounce(std::time::Duration::from_millis(300)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

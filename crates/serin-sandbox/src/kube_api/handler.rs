@@ -388,11 +388,9 @@ fn dispatch(
         "deletecollection" => {
             let (labels, fields) = selectors(query)?;
             let mut store = shared.store.lock().map_err(|_| poisoned())?;
-            let items: Vec<Value> = store
-                .list(def, target.namespace.as_deref())
-                .into_iter()
-                .filter(|o| labels.matches(o) && fields.matches(o))
-                .collect();
+            let items: Vec<Value> = store.list_where(def, target.namespace.as_deref(), |o| {
+                labels.matches(o) && fields.matches(o)
+            });
             for o in &items {
                 let ns = o
                     .pointer("/metadata/namespace")
@@ -433,11 +431,9 @@ fn list(
     let (labels, fields) = selectors(query)?;
     let store = shared.store.lock().map_err(|_| poisoned())?;
     let rv = store.rv().to_string();
-    let mut items: Vec<Value> = store
-        .list(def, target.namespace.as_deref())
-        .into_iter()
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .collect();
+    let mut items: Vec<Value> = store.list_where(def, target.namespace.as_deref(), |o| {
+        labels.matches(o) && fields.matches(o)
+    });
     drop(store);
     let key = |o: &Value| {
         format!(

@@ -142,10 +142,15 @@ impl Store {
 
     /// Objects of a resource, in one namespace or all (`None`).
     pub fn list(&self, def: &ResourceDef, namespace: Option<&str>) -> Vec<Value> {
+        self.list_where(def, namespace, |_| true)
+    }
+
+    /// Objects that match `keep`, cloning only those (selectors run on references).
+    pub fn list_where(&self, def: &ResourceDef, namespace: Option<&str>, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
         self.bucket(def)
             .map(|b| {
                 b.iter()
-                    .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+                    .filter(|((ns, _), v)| namespace.is_none_or(|n| n == ns) && keep(v))
                     .map(|(_, v)| v.clone())
                     .collect()
             })

@@ -85,11 +85,9 @@ pub fn serve(shared: Arc<Shared>, req: WatchRequest) -> Response {
                 Err(format!("too old resource version: {from} ({})", store.oldest_rv()))
             } else {
                 let initial: Vec<Value> = if from == 0 {
-                    store
-                        .list(&req.def, req.namespace.as_deref())
-                        .into_iter()
-                        .filter(|o| req.labels.matches(o) && req.fields.matches(o))
-                        .collect()
+                    store.list_where(&req.def, req.namespace.as_deref(), |o| {
+                        req.labels.matches(o) && req.fields.matches(o)
+                    })
                 } else {
                     Vec::new()
                 };
