@@ -42,6 +42,46 @@ impl Default for Config {
     }
 }
 
+/// Canaries by the Service they target, so mapping a Service event to its Canaries and finding
+/// duplicate owners do not scan every Canary.
+#[derive(Default)]
+pub struct TargetIndex {
+    by_target: Mutex<HashMap<(String, String), std::collections::BTreeSet<String>>>,
+    target_of: Mutex<HashMap<(String, String), String>>,
+}
+
+impl TargetIndex {
+    /// Records that Canary `namespace/canary` targets Service `target`.
+    pub fn record(&self, namespace: &str, canary: &str, target: &str) {
+        let (Ok(mut by_target), Ok(mut target_of)) = (self.by_target.lock(), self.target_of.lock()) else {
+            return;
+        };
+        let key = (namespace.to_owned(), canary.to_owned());
+        if let Some(old) = target_of.insert(key, target.to_owned())
+            && old != target
+            && let Some(set) = by_target.get_mut(&(namespace.to_owned(), old))
+        {
+            set.remove(canary);
+        }
+        by_target
+            .entry((namespace.to_owned(), target.to_owned()))
+            .or_default()
+            .insert(canary.to_owned());
+    }
+
+    /// The Canaries known to target Service `namespace/target`.
+    pub fn canaries(&self, namespace: &str, target: &str) -> Vec<String> {
+        self.by_target
+            .lock()
+            .ok()
+            .and_then(|m| {
+                m.get(&(namespace.to_owned(), target.to_owned()))
+                    .map(|s| s.iter().cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A clock: the wall clock in production, a virtual one in tests.
 pub type Clock = Arc<dyn Fn() -> Time + Send + Sync>;
 
@@ -80,6 +120,8 @@ pub struct Context {
     pub clock: Clock,
     /// The Canary cache (set when the controller starts).
     pub store: OnceLock<Store<Canary>>,
+    /// Canaries by target Service.
+    pub targets: Arc<TargetIndex>,
     providers: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
 }
 
@@ -105,6 +147,7 @@ impl Context {
             event_webhook: None,
             clock: wall_clock(),
             store: OnceLock::new(),
+            targets: Arc::new(TargetIndex::default()),
             providers: Mutex::new(HashMap::new()),
         }
     }

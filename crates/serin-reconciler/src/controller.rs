@@ -18,6 +18,7 @@ use serin_api::Canary;
 
 use crate::{
     Context,
+    context::TargetIndex,
     reconcile::{error_policy, reconcile},
 };
 
@@ -25,11 +26,21 @@ fn knative(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
 }
 
-/// The Canaries in `store` that target Service `name` in `namespace`.
-fn canaries_for(store: &Store<Canary>, namespace: Option<String>, name: Option<String>) -> Vec<ObjectRef<Canary>> {
+/// The Canaries that target Service `name` in `namespace`: from the index, or by scanning the
+/// cache for Canaries not reconciled yet.
+fn canaries_for(
+    index: &TargetIndex,
+    store: &Store<Canary>,
+    namespace: Option<String>,
+    name: Option<String>,
+) -> Vec<ObjectRef<Canary>> {
     let (Some(namespace), Some(name)) = (namespace, name) else {
         return Vec::new();
     };
+    let known = index.canaries(&namespace, &name);
+    if !known.is_empty() {
+        return known.iter().map(|c| ObjectRef::new(c).within(&namespace)).collect();
+    }
     store
         .state()
         .iter()
@@ -57,14 +68,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let controller = Controller::new(canaries, watcher::Config::default());
     let store = controller.store();
     let _ = ctx.store.set(store.clone());
-    let by_service = store.clone();
-    let by_revision = store.clone();
+    let (by_service, index_s) = (store.clone(), ctx.targets.clone());
+    let (by_revision, index_r) = (store.clone(), ctx.targets.clone());
     controller
         .watches_with(
             services,
             knative("Service", "services"),
             watcher::Config::default(),
-            move |svc| canaries_for(&by_service, svc.metadata.namespace.clone(), svc.metadata.name.clone()),
+            move |svc| {
+                canaries_for(
+                    &index_s,
+                    &by_service,
+                    svc.metadata.namespace.clone(),
+                    svc.metadata.name.clone(),
+                )
+            },
         )
         .watches_with(
             revisions,
@@ -77,7 +95,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                     .as_ref()
                     .and_then(|l| l.get("serving.knative.dev/service"))
                     .cloned();
-                canaries_for(&by_revision, rev.metadata.namespace.clone(), service)
+                canaries_for(&index_r, &by_revision, rev.metadata.namespace.clone(), service)
             },
         )
         // Bursts of triggers (our own writes echoing back, Knative status updates) collapse into

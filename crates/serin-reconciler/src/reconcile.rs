@@ -85,6 +85,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
             return Ok(Action::await_change());
         }
     };
+    ctx.targets.record(&namespace, &canary.name_any(), &plan.target_name);
     if let Some(owner) = earlier_canary_for_same_target(canary, ctx) {
         let message = format!(
             "Knative Service {} is already managed by Canary {owner}; remove one of them",
@@ -155,14 +156,16 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
 /// The Canary that owns the same target, when it is not this one.
 fn earlier_canary_for_same_target(canary: &Canary, ctx: &Context) -> Option<String> {
     let store = ctx.store.get()?;
+    let namespace = canary.namespace().unwrap_or_default();
     let mine = (
         canary.metadata.creation_timestamp.clone().map(|t| t.0),
         canary.name_any(),
     );
-    store
-        .state()
+    ctx.targets
+        .canaries(&namespace, &canary.spec.target_ref.name)
         .into_iter()
-        .filter(|c| c.namespace() == canary.namespace() && c.name_any() != canary.name_any())
+        .filter(|name| *name != canary.name_any())
+        .filter_map(|name| store.get(&kube::runtime::reflector::ObjectRef::new(&name).within(&namespace)))
         .filter(|c| c.spec.target_ref.name == canary.spec.target_ref.name && c.metadata.deletion_timestamp.is_none())
         .find(|c| (c.metadata.creation_timestamp.clone().map(|t| t.0), c.name_any()) < mine)
         .map(|c| key(&c))
