@@ -119,7 +119,8 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sandbox_demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
+/// Installs Prometheus if needed and builds the sandbox's three binaries; returns the target dir.
+fn build_sandbox(root: &Path) -> anyhow::Result<PathBuf> {
     ensure_prometheus()?;
     run(
         root,
@@ -136,9 +137,13 @@ fn sandbox_demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
         ],
         &[],
     )?;
-    let target = std::env::var("CARGO_TARGET_DIR")
+    Ok(std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
+        .unwrap_or_else(|_| root.join("target")))
+}
+
+fn sandbox_demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let target = build_sandbox(root)?;
     let sandbox = target.join("debug/serin-sandbox");
     let mut demo_args = vec!["demo".to_owned(), "--root".to_owned(), root.display().to_string()];
     demo_args.extend(args.iter().cloned());
@@ -155,25 +160,7 @@ fn sandbox_demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
 
 /// The seed rollout timed in the sandbox (image patch → Succeeded), against the 75 s the plan promises.
 fn seed_bench(root: &Path) -> anyhow::Result<()> {
-    ensure_prometheus()?;
-    run(
-        root,
-        "cargo",
-        &[
-            "build",
-            "--quiet",
-            "-p",
-            "serin-sandbox",
-            "-p",
-            "serin-controller",
-            "-p",
-            "serin-loadtester",
-        ],
-        &[],
-    )?;
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
+    let target = build_sandbox(root)?;
     let out = Command::new(target.join("debug/serin-sandbox"))
         .args(["demo", "--root", &root.display().to_string(), "--scenario", "promote"])
         .output()

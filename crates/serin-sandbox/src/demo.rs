@@ -311,3 +311,18 @@ pub async fn rollout(
     check_splits(&observer.splits, 50).map_err(|e| anyhow::anyhow!(e))?;
     Ok((phase, observer.events[before..].to_vec()))
 }
+
+/// A started sandbox (controller included) with the seed's Service and Canary installed and
+/// `Initialized`, for end-to-end tests; `bin_dir` holds the three binaries.
+pub async fn seeded_cluster(bin_dir: &Path, root: &Path, fast: bool) -> anyhow::Result<(Cluster, Client, Observer)> {
+    let bins = crate::cluster::Binaries::in_dir(bin_dir)?;
+    let start_root = root.to_path_buf();
+    let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(bins, &start_root, Vec::new())).await??;
+    cluster.start_controller()?;
+    let client = cluster.client()?;
+    let mut observer = Observer::new(client.clone(), true);
+    install_seed(&client, root, fast, &mut observer)
+        .await
+        .with_context(|| format!("logs in {}", cluster.logs.display()))?;
+    Ok((cluster, client, observer))
+}

@@ -11,10 +11,7 @@ use kube::{
     core::{ApiResource, GroupVersionKind},
 };
 use serde_json::{Value, json};
-use serin_sandbox::{
-    cluster::{Binaries, Cluster},
-    demo::{Observer, check_splits, install_seed, set_image},
-};
+use serin_sandbox::demo::{Observer, check_splits, set_image};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -32,21 +29,13 @@ fn has(events: &[String], needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_tutorial_scenarios_with_real_processes() {
-    let exe_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
         .parent()
         .map(PathBuf::from)
         .expect("dir");
-    let bins = Binaries::in_dir(&exe_dir).unwrap_or_else(|e| panic!("{e}"));
-    let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(bins, &root(), Vec::new()))
+    let (mut cluster, client, mut observer) = serin_sandbox::demo::seeded_cluster(&bin_dir, &root(), true)
         .await
-        .expect("join")
         .unwrap_or_else(|e| panic!("{e:#}"));
-    cluster.start_controller().unwrap_or_else(|e| panic!("{e:#}"));
-    let client = cluster.client().expect("client");
-    let mut observer = Observer::new(client.clone(), true);
-    install_seed(&client, &root(), true, &mut observer)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#} (logs {})", cluster.logs.display()));
 
     // No traffic at all (before any load test ran): the canary gets no data and is rolled back
     // with the no-data reason.

@@ -12,8 +12,8 @@ use kube::{
 };
 use serde_json::{Value, json};
 use serin_sandbox::{
-    cluster::{Binaries, Cluster, free_port},
-    demo::{Observer, install_seed, rollout, seed_canary, set_image},
+    cluster::free_port,
+    demo::{Observer, rollout, seed_canary, set_image},
     kube_api::{FailRule, Faults},
 };
 
@@ -74,19 +74,11 @@ async fn wait_weight(observer: &mut Observer, at_least: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
-    let exe_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
         .parent()
         .map(PathBuf::from)
         .expect("dir");
-    let bins = Binaries::in_dir(&exe_dir).unwrap_or_else(|e| panic!("{e}"));
-    let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(bins, &root(), Vec::new()))
-        .await
-        .expect("join")
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    cluster.start_controller().unwrap_or_else(|e| panic!("{e:#}"));
-    let client = cluster.client().expect("client");
-    let mut observer = Observer::new(client.clone(), true);
-    install_seed(&client, &root(), true, &mut observer)
+    let (mut cluster, client, mut observer) = serin_sandbox::demo::seeded_cluster(&bin_dir, &root(), true)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     let canaries: Api<DynamicObject> = Api::namespaced_with(
