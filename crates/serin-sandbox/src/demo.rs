@@ -30,6 +30,15 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
+/// The Canaries of the tutorial's `test` namespace.
+pub fn canaries(client: &Client) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource("flagger.app", "v1beta1", "Canary", "canaries"),
+    )
+}
+
 /// The seed Canary, with CI timings when `fast` (steps of 10 up to 50 kept).
 pub fn seed_canary(root: &Path, fast: bool) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(root.join("testdata/seed/podinfo-canary.yaml"))?;
@@ -150,6 +159,26 @@ impl Observer {
             self.splits.push(split);
         }
         Ok(canary)
+    }
+
+    /// Polls until the canary weight is at least `at_least`.
+    pub async fn wait_weight(&mut self, at_least: i64, limit: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let canary = self.poll().await?;
+            if canary
+                .pointer("/status/canaryWeight")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                >= at_least
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("never reached weight {at_least} within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Polls until the phase is one of `phases`; returns it.

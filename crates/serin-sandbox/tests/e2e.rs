@@ -5,12 +5,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use kube::{
-    Api,
-    api::{DynamicObject, Patch, PatchParams},
-    core::{ApiResource, GroupVersionKind},
-};
-use serde_json::{Value, json};
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
 use serin_sandbox::demo::{Observer, check_splits, set_image};
 
 fn root() -> PathBuf {
@@ -39,11 +35,7 @@ async fn seed_tutorial_scenarios_with_real_processes() {
 
     // No traffic at all (before any load test ran): the canary gets no data and is rolled back
     // with the no-data reason.
-    let canaries: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("flagger.app", "v1beta1", "Canary"), "canaries"),
-    );
+    let canaries = serin_sandbox::demo::canaries(&client);
     canaries
         .patch(
             "podinfo",
@@ -158,20 +150,10 @@ async fn seed_tutorial_scenarios_with_real_processes() {
     observer.splits.clear();
     set_image(&client, "6.0.6").await.expect("image");
     for kill_at in [10, 30, 50] {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let canary = observer.poll().await.expect("poll");
-            if canary
-                .pointer("/status/canaryWeight")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                >= kill_at
-            {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never reached weight {kill_at}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        observer
+            .wait_weight(kill_at, Duration::from_secs(60))
+            .await
+            .expect("weight");
         cluster.kill_controller();
         tokio::time::sleep(Duration::from_secs(1)).await;
         cluster.start_controller().expect("restart");

@@ -8,12 +8,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
     Api,
     api::{DynamicObject, Patch, PatchParams},
-    core::{ApiResource, GroupVersionKind},
 };
 use serde_json::{Value, json};
 use serin_sandbox::{
     cluster::free_port,
-    demo::{Observer, rollout, seed_canary, set_image},
+    demo::{rollout, seed_canary, set_image},
     kube_api::{FailRule, Faults},
 };
 
@@ -57,21 +56,6 @@ async fn set_webhooks(canaries: &Api<DynamicObject>, extra: Vec<Value>) {
         .expect("webhooks");
 }
 
-async fn wait_weight(observer: &mut Observer, at_least: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = observer.poll().await.expect("poll");
-        if c.pointer("/status/canaryWeight").and_then(Value::as_i64).unwrap_or(0) >= at_least {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never reached weight {at_least}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
@@ -81,11 +65,7 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
     let (mut cluster, client, mut observer) = serin_sandbox::demo::seeded_cluster(&bin_dir, &root(), true)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let canaries: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("flagger.app", "v1beta1", "Canary"), "canaries"),
-    );
+    let canaries = serin_sandbox::demo::canaries(&client);
     let limit = Duration::from_secs(120);
 
     // Confirm-promotion gate held closed through the loadtester, then opened.
@@ -131,7 +111,7 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
     )
     .await;
     set_image(&client, "7.0.2").await.expect("image");
-    wait_weight(&mut observer, 20).await;
+    observer.wait_weight(20, Duration::from_secs(60)).await.expect("weight");
     assert!(gate(cluster.loadtester, "/rollback/open").contains("202"));
     assert_eq!(
         observer.wait_phase(&["Failed"], limit).await.expect("rolled back"),
@@ -147,7 +127,7 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
 
     // A newer revision mid-analysis: the analysis restarts on it; the older is never promoted.
     set_image(&client, "7.0.3").await.expect("image");
-    wait_weight(&mut observer, 20).await;
+    observer.wait_weight(20, Duration::from_secs(60)).await.expect("weight");
     let (phase, events) = rollout(&mut observer, &client, "7.0.4", limit)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -225,7 +205,7 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     set_image(&client, "7.0.6").await.expect("image");
-    wait_weight(&mut observer, 20).await;
+    observer.wait_weight(20, Duration::from_secs(60)).await.expect("weight");
     let leader_index = if holder == "replica-0" { 1 } else { 2 };
     cluster.kill_replica(leader_index);
     assert_eq!(
@@ -245,7 +225,7 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
 
     // Prometheus stops mid-analysis: no promotion, and the reason is in status.
     set_image(&client, "7.0.7").await.expect("image");
-    wait_weight(&mut observer, 10).await;
+    observer.wait_weight(10, Duration::from_secs(60)).await.expect("weight");
     cluster.prometheus.stop();
     let phase = observer
         .wait_phase(&["Succeeded", "Failed"], limit)
