@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::{Router, routing::get};
 use clap::{Parser, ValueEnum};
-use serin_knative::KnativeRouter;
+use serin_knative::{KnativeCache, KnativeRouter};
 use serin_metrics::{PrometheusConfig, PrometheusProvider, QuerySet};
 use serin_reconciler::{Config, Context, leader};
 use serin_webhook::{EventSink, HttpWebhookClient};
@@ -131,13 +131,16 @@ async fn main() -> anyhow::Result<()> {
         resync: cli.resync,
         component: "serin".into(),
     };
+    // The router reads the Services and Revisions the controller's watches cache.
+    let (cache, cache_writer) = KnativeCache::new();
     let mut ctx = Context::new(
         client.clone(),
-        Arc::new(KnativeRouter::new(client.clone())),
+        Arc::new(KnativeRouter::new(client.clone()).with_cache(cache)),
         webhooks.clone(),
         prometheus,
         config,
-    );
+    )
+    .with_knative_cache(cache_writer);
     let (sink, _events_task) = EventSink::spawn(webhooks, 1024);
     ctx.event_sink = Some(sink);
     ctx.event_webhook = cli.event_webhook.clone();

@@ -1,19 +1,26 @@
 //! The Knative Serving implementation of [`Router`].
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use kube::{
     Api, Client,
     api::{DynamicObject, Patch, PatchParams},
-    core::{ApiResource, GroupVersionKind},
 };
 use serde_json::Value;
 use serin_core::{Readiness, Revision as CoreRevision, TrafficSplit, World};
 
 use crate::{
-    Observed, Router, RouterError, Target, patches,
+    KnativeCache, Observed, Router, RouterError, Target,
+    cache::{revision_resource, service_resource},
+    patches,
     types::{Revision, Service, condition},
 };
 
@@ -24,10 +31,18 @@ pub struct KnativeRouter {
     conflict_retries: usize,
     backoff: Duration,
     field_manager: String,
+    cache: Option<KnativeCache>,
 }
 
-fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
+fn decode<T: serde::de::DeserializeOwned>(t: &Target, obj: &DynamicObject, what: &str) -> Result<T, RouterError> {
+    let value = serde_json::to_value(obj).map_err(|e| RouterError::Malformed {
+        service: t.display(),
+        problem: e.to_string(),
+    })?;
+    serde_json::from_value(value).map_err(|e| RouterError::Malformed {
+        service: t.display(),
+        problem: format!("{what}: {e}"),
+    })
 }
 
 impl KnativeRouter {
@@ -38,7 +53,16 @@ impl KnativeRouter {
             conflict_retries: 5,
             backoff: Duration::from_millis(50),
             field_manager: "serin".into(),
+            cache: None,
         }
+    }
+
+    /// Reads Services and Revisions from watch caches (fed by the caller), falling back to a GET
+    /// for what they do not hold yet. Writes are still guarded by `resourceVersion`: a stale
+    /// cache costs a 409 and a retry from a fresh GET, never a lost update.
+    pub fn with_cache(mut self, cache: KnativeCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Changes the conflict retry policy.
@@ -49,48 +73,39 @@ impl KnativeRouter {
     }
 
     fn services(&self, namespace: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), namespace, &resource("Service", "services"))
+        Api::namespaced_with(self.client.clone(), namespace, &service_resource())
     }
 
     fn revisions(&self, namespace: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), namespace, &resource("Revision", "revisions"))
+        Api::namespaced_with(self.client.clone(), namespace, &revision_resource())
     }
 
-    async fn service(&self, t: &Target) -> Result<Service, RouterError> {
-        let obj = match self.services(&t.namespace).get_opt(&t.name).await {
-            Ok(Some(obj)) => obj,
-            Ok(None) => return Err(RouterError::NotFound(t.display())),
-            Err(source) => {
-                return Err(RouterError::Api {
-                    service: t.display(),
-                    source,
-                });
-            }
-        };
-        let value = serde_json::to_value(&obj).map_err(|e| RouterError::Malformed {
-            service: t.display(),
-            problem: e.to_string(),
-        })?;
-        serde_json::from_value(value).map_err(|e| RouterError::Malformed {
-            service: t.display(),
-            problem: e.to_string(),
-        })
+    /// The Service: from the cache unless `fresh`, else (or when the cache lacks it) a GET.
+    async fn service(&self, t: &Target, fresh: bool) -> Result<Service, RouterError> {
+        let cached = self
+            .cache
+            .as_ref()
+            .filter(|_| !fresh)
+            .and_then(|c| c.service(&t.namespace, &t.name));
+        if let Some(obj) = cached {
+            return decode(t, &obj, "service");
+        }
+        match self.services(&t.namespace).get_opt(&t.name).await {
+            Ok(Some(obj)) => decode(t, &obj, "service"),
+            Ok(None) => Err(RouterError::NotFound(t.display())),
+            Err(source) => Err(RouterError::Api {
+                service: t.display(),
+                source,
+            }),
+        }
     }
 
     async fn revision(&self, t: &Target, name: &str) -> Result<Option<Revision>, RouterError> {
+        if let Some(obj) = self.cache.as_ref().and_then(|c| c.revision(&t.namespace, name)) {
+            return decode(t, &obj, &format!("revision {name}")).map(Some);
+        }
         match self.revisions(&t.namespace).get_opt(name).await {
-            Ok(Some(obj)) => {
-                let value = serde_json::to_value(&obj).map_err(|e| RouterError::Malformed {
-                    service: t.display(),
-                    problem: e.to_string(),
-                })?;
-                serde_json::from_value(value)
-                    .map(Some)
-                    .map_err(|e| RouterError::Malformed {
-                        service: t.display(),
-                        problem: format!("revision {name}: {e}"),
-                    })
-            }
+            Ok(Some(obj)) => decode(t, &obj, &format!("revision {name}")).map(Some),
             Ok(None) => Ok(None),
             Err(source) => Err(RouterError::Api {
                 service: t.display(),
@@ -99,11 +114,14 @@ impl KnativeRouter {
         }
     }
 
-    /// Reads the Service, builds the patch from its resourceVersion and writes it; retries on
-    /// 409 with a bounded backoff; an admission refusal is returned as is.
+    /// Builds the patch from the Service's resourceVersion (cached on the first attempt, a fresh
+    /// GET after a conflict) and writes it; retries on 409 with a bounded backoff; an admission
+    /// refusal is returned as is.
     async fn write(&self, t: &Target, build: impl Fn(&str) -> Value + Send + Sync) -> Result<(), RouterError> {
+        let attempts = Arc::new(AtomicUsize::new(0));
         let attempt = || async {
-            let service = self.service(t).await?;
+            let fresh = attempts.fetch_add(1, Ordering::Relaxed) > 0;
+            let service = self.service(t, fresh).await?;
             let patch = build(&service.metadata.resource_version);
             let params = PatchParams {
                 field_manager: Some(self.field_manager.clone()),
@@ -114,8 +132,18 @@ impl KnativeRouter {
                 .patch(&t.name, &params, &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(status)) if status.code == 409 => Err(RouterError::Conflict(t.display())),
+                Ok(written) => {
+                    if let Some(cache) = &self.cache {
+                        cache.wrote(&t.namespace, &t.name, written);
+                    }
+                    Ok(())
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    if let Some(cache) = &self.cache {
+                        cache.forget(&t.namespace, &t.name);
+                    }
+                    Err(RouterError::Conflict(t.display()))
+                }
                 Err(kube::Error::Api(status)) if status.code == 404 => Err(RouterError::NotFound(t.display())),
                 Err(kube::Error::Api(status)) if status.code == 400 || status.code == 422 => {
                     Err(RouterError::Rejected {
@@ -153,7 +181,7 @@ fn core_revision(name: &str, revision: Option<Revision>, missing: Readiness) -> 
 #[async_trait]
 impl Router for KnativeRouter {
     async fn observe(&self, t: &Target) -> Result<Observed, RouterError> {
-        let service = self.service(t).await?;
+        let service = self.service(t, false).await?;
         let status = &service.status;
         let primary_name = service.metadata.annotations.get(patches::PRIMARY_ANNOTATION).cloned();
         let latest_name = status.latest_created_revision_name.clone();

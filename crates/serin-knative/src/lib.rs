@@ -3,19 +3,22 @@
 //! The Knative router reads a Service and its Revisions, and writes JSON merge patches of
 //! `spec.traffic` and the `flagger.app/primary-revision` annotation only, guarded by
 //! `resourceVersion` and retried on conflict. It does not decide when to route (the engine
-//! does) and does not watch (the reconciler does).
+//! does) and does not watch: with [`KnativeCache`] it reads watch caches that the reconciler
+//! fills, otherwise it GETs.
 //!
 //! # Layout
 //! - [`Router`] (mock behind the `mock` feature), [`Target`], [`Observed`], [`RouterError`].
-//! - [`KnativeRouter`]: the implementation.
+//! - [`KnativeRouter`]: the implementation; [`KnativeCache`]: the watch caches it can read.
 //! - [`patches`]: the pure patch builders.
 //! - [`types`]: the Knative fields Serin reads.
 
+pub mod cache;
 mod knative;
 pub mod patches;
 mod router;
 pub mod types;
 
+pub use cache::{KnativeCache, KnativeCacheWriter};
 pub use knative::KnativeRouter;
 #[cfg(feature = "mock")]
 pub use router::MockRouter;

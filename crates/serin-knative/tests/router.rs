@@ -376,3 +376,104 @@ async fn failed_and_missing_things_are_typed_not_panics() {
         .expect_err("gone");
     assert!(matches!(err, RouterError::NotFound(_)), "{err}");
 }
+
+/// Feeds a cache from watches of the test namespace, as the reconciler does.
+fn spawn_reflectors(client: kube::Client, writer: serin_knative::KnativeCacheWriter) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    use serin_knative::cache::{revision_resource, service_resource};
+    let services = watcher(
+        Api::<DynamicObject>::namespaced_with(client.clone(), "test", &service_resource()),
+        watcher::Config::default(),
+    )
+    .reflect(writer.services);
+    let revisions = watcher(
+        Api::<DynamicObject>::namespaced_with(client, "test", &revision_resource()),
+        watcher::Config::default(),
+    )
+    .reflect(writer.revisions);
+    tokio::spawn(async move {
+        futures::stream::select(services.map(|_| ()), revisions.map(|_| ()))
+            .for_each(|()| async {})
+            .await;
+    })
+}
+
+fn reads(api: &KubeApi) -> u64 {
+    api.request_counts()
+        .iter()
+        .filter(|((verb, resource, _), _)| verb == "get" && (resource == "services" || resource == "revisions"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[tokio::test]
+async fn a_cached_router_sees_what_a_reading_one_sees_without_reading_and_survives_a_stale_cache() {
+    let env = env(Vec::new()).await;
+    let client = env.api.client().expect("client");
+    let (cache, writer) = serin_knative::KnativeCache::new();
+    let cached = KnativeRouter::new(client.clone())
+        .with_conflict_retries(8, Duration::from_millis(5))
+        .with_cache(cache);
+    let reflectors = spawn_reflectors(client, writer);
+    env.router
+        .initialize(&env.target, "podinfo-00001")
+        .await
+        .expect("initialize");
+    env.set_image("6.0.1").await;
+    env.wait("podinfo-00002", |s| {
+        s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00002"))
+    })
+    .await;
+    // Once the cache has caught up, the two routers agree, and the cached one does not GET.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let fresh = env.router.observe(&env.target).await.expect("observe");
+        let before = reads(&env.api);
+        let seen = cached.observe(&env.target).await.expect("cached observe");
+        if seen == fresh {
+            assert_eq!(reads(&env.api), before, "the cached router read from the API");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cache never caught up: {seen:?} vs {fresh:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Freeze the cache, then change the Service behind its back: the cached resourceVersion is
+    // stale, the guarded write conflicts, and the retry from a fresh GET lands.
+    reflectors.abort();
+    let _ = reflectors.await;
+    env.services
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .expect("label");
+    cached
+        .set_split(&env.target, &env.split("podinfo-00002", 30))
+        .await
+        .expect("split over a stale cache");
+    let s = env.service().await;
+    assert_eq!(
+        spec_traffic(&s)[1],
+        json!({"revisionName": "podinfo-00002", "percent": 30, "tag": "canary"})
+    );
+    assert_eq!(
+        s.pointer("/metadata/labels/touched"),
+        Some(&json!("yes")),
+        "the other write was kept"
+    );
+    // The frozen cache still holds the old spec; the router prefers its own newer write.
+    cached.promote(&env.target, "podinfo-00002").await.expect("promote");
+    let seen = cached.observe(&env.target).await.expect("observe");
+    assert_eq!(
+        seen.world.primary.map(|r| r.name),
+        Some("podinfo-00002".to_owned()),
+        "our own write is visible before the cache catches up"
+    );
+}

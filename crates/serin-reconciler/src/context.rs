@@ -9,7 +9,7 @@ use std::{
 use kube::{Client, runtime::reflector::Store};
 use serin_api::Canary;
 use serin_core::Time;
-use serin_knative::Router;
+use serin_knative::{KnativeCacheWriter, Router};
 use serin_metrics::{MetricsProvider, PrometheusConfig, PrometheusProvider, QuerySet};
 use serin_webhook::{EventSink, WebhookClient};
 
@@ -123,6 +123,7 @@ pub struct Context {
     /// Canaries by target Service.
     pub targets: Arc<TargetIndex>,
     providers: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
+    knative_cache: Mutex<Option<KnativeCacheWriter>>,
 }
 
 impl Context {
@@ -149,7 +150,26 @@ impl Context {
             store: OnceLock::new(),
             targets: Arc::new(TargetIndex::default()),
             providers: Mutex::new(HashMap::new()),
+            knative_cache: Mutex::new(None),
         }
+    }
+
+    /// Fills these caches from the controller's Service and Revision watches (give the matching
+    /// [`serin_knative::KnativeCache`] to the router). Without it the watches only trigger.
+    pub fn with_knative_cache(self, writer: KnativeCacheWriter) -> Self {
+        if let Ok(mut slot) = self.knative_cache.lock() {
+            *slot = Some(writer);
+        }
+        self
+    }
+
+    /// The cache writers, once, for the controller to feed.
+    pub(crate) fn take_knative_cache(&self) -> KnativeCacheWriter {
+        self.knative_cache
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .unwrap_or_else(|| serin_knative::KnativeCache::new().1)
     }
 
     /// The provider for a Canary's built-in metrics: its `metricsServer`, or the default.

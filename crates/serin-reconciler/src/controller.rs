@@ -1,20 +1,21 @@
 //! The kube-runtime Controller over Canaries, woken by changes of their Knative Services and
-//! Revisions, and otherwise by the engine's next wake-up.
+//! Revisions, and otherwise by the engine's next wake-up. The Service and Revision watches also
+//! fill the router's caches (see [`Context::with_knative_cache`]).
 
 use std::{future::Future, sync::Arc};
 
 use futures::StreamExt;
 use kube::{
-    Api,
+    Api, Resource,
     api::DynamicObject,
-    core::{ApiResource, GroupVersionKind},
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         reflector::{ObjectRef, Store},
         watcher,
     },
 };
 use serin_api::Canary;
+use serin_knative::cache::{revision_resource, service_resource};
 
 use crate::{
     Context,
@@ -22,8 +23,12 @@ use crate::{
     reconcile::{error_policy, reconcile},
 };
 
-fn knative(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
+/// Drops what the router never reads before caching (managed fields, last-applied copies).
+fn slim(obj: &mut DynamicObject) {
+    obj.meta_mut().managed_fields = None;
+    if let Some(annotations) = obj.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// The Canaries that target Service `name` in `namespace`: from the index, or by scanning the
@@ -56,13 +61,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         match &ctx.config.namespace {
             Some(ns) => (
                 Api::namespaced(client.clone(), ns),
-                Api::namespaced_with(client.clone(), ns, &knative("Service", "services")),
-                Api::namespaced_with(client.clone(), ns, &knative("Revision", "revisions")),
+                Api::namespaced_with(client.clone(), ns, &service_resource()),
+                Api::namespaced_with(client.clone(), ns, &revision_resource()),
             ),
             None => (
                 Api::all(client.clone()),
-                Api::all_with(client.clone(), &knative("Service", "services")),
-                Api::all_with(client.clone(), &knative("Revision", "revisions")),
+                Api::all_with(client.clone(), &service_resource()),
+                Api::all_with(client.clone(), &revision_resource()),
             ),
         };
     let controller = Controller::new(canaries, watcher::Config::default());
@@ -70,11 +75,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let _ = ctx.store.set(store.clone());
     let (by_service, index_s) = (store.clone(), ctx.targets.clone());
     let (by_revision, index_r) = (store.clone(), ctx.targets.clone());
+    let caches = ctx.take_knative_cache();
+    let services = watcher(services, watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(caches.services)
+        .touched_objects();
+    let revisions = watcher(revisions, watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(caches.revisions)
+        .touched_objects();
     controller
-        .watches_with(
+        .watches_stream_with(
             services,
-            knative("Service", "services"),
-            watcher::Config::default(),
             move |svc| {
                 canaries_for(
                     &index_s,
@@ -83,11 +97,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                     svc.metadata.name.clone(),
                 )
             },
+            service_resource(),
         )
-        .watches_with(
+        .watches_stream_with(
             revisions,
-            knative("Revision", "revisions"),
-            watcher::Config::default(),
             move |rev| {
                 let service = rev
                     .metadata
@@ -97,6 +110,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                     .cloned();
                 canaries_for(&index_r, &by_revision, rev.metadata.namespace.clone(), service)
             },
+            revision_resource(),
         )
         // Bursts of triggers (our own writes echoing back, Knative status updates) collapse into
         // one reconcile; steps run at most this late.

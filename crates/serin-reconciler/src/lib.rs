@@ -11,10 +11,13 @@
 //! # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use serin_reconciler::{Config, Context};
-//! let router = Arc::new(serin_knative::KnativeRouter::new(client.clone()));
+//! // The controller's watches fill the cache; the router reads it instead of GETting.
+//! let (cache, cache_writer) = serin_knative::KnativeCache::new();
+//! let router = Arc::new(serin_knative::KnativeRouter::new(client.clone()).with_cache(cache));
 //! let webhooks = Arc::new(serin_webhook::HttpWebhookClient::new()?);
 //! let prometheus = Arc::new(serin_metrics::PrometheusProvider::new(serin_metrics::PrometheusConfig::new("http://prometheus:9090"))?);
-//! let ctx = Arc::new(Context::new(client, router, webhooks, prometheus, Config::default()));
+//! let ctx = Context::new(client, router, webhooks, prometheus, Config::default()).with_knative_cache(cache_writer);
+//! let ctx = Arc::new(ctx);
 //! serin_reconciler::run(ctx, std::future::pending()).await;
 //! # Ok(()) }
 //! ```
