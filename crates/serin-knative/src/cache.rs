@@ -31,13 +31,16 @@ pub fn revision_resource() -> ApiResource {
     resource("Revision", "revisions")
 }
 
+/// Services as our own patches returned them, by `(namespace, name)`.
+type OwnWrites = Arc<Mutex<HashMap<(String, String), Arc<DynamicObject>>>>;
+
 /// Read side of the caches; cheap to clone.
 #[derive(Clone)]
 pub struct KnativeCache {
     services: Store<DynamicObject>,
     revisions: Store<DynamicObject>,
     /// What our own patches returned, per `(namespace, name)`, until the cache catches up.
-    written: Arc<Mutex<HashMap<(String, String), Arc<DynamicObject>>>>,
+    written: OwnWrites,
 }
 
 /// Write side of the caches: feed each with a reflector over its resource.
