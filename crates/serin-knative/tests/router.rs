@@ -241,6 +241,7 @@ async fn conflicts_are_retried_and_the_final_state_is_right() {
             code: 409,
             ratio: 0.3,
             next: 0,
+            also: Vec::new(),
         }),
         ..Faults::default()
     });

@@ -208,6 +208,23 @@ async fn run(n: usize) -> anyhow::Result<Value> {
     }
     let succeeded = wait_all("Succeeded", Duration::from_secs(600)).await?;
     let elapsed = started.elapsed();
+    // Say why the others did not finish (up to 5).
+    let stragglers: Vec<String> = canaries
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|c| c.data.pointer("/status/phase") != Some(&json!("Succeeded")))
+        .take(5)
+        .map(|c| {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            let svc = c.data.pointer("/status").cloned().unwrap_or_default();
+            format!("{name}: {svc}")
+        })
+        .collect();
+    for s in &stragglers {
+        eprintln!("not succeeded: {s}");
+    }
     let requests = api_requests(&api_addr) - requests_before;
     let metrics = http_get(&format!("127.0.0.1:{ctl_port}"), "/metrics");
     let (cpu, rss_kib) = proc_stats(pid);
@@ -223,6 +240,7 @@ async fn run(n: usize) -> anyhow::Result<Value> {
         "controllerCpuSeconds": cpu,
         "controllerPeakRssMiB": rss_kib as f64 / 1024.0,
         "apiRequestsPerStepPerCanary": requests as f64 / steps,
+        "notSucceeded": stragglers,
     }))
 }
 

@@ -147,12 +147,14 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
         "the superseded revision was promoted"
     );
 
-    // API faults: 30% of writes fail and watch streams are cut every 5 s; same outcome.
+    // API faults: 30% of writes fail (409 and 500 in turn) and watch streams are cut every 5 s;
+    // same outcome.
     let faults = Faults {
         writes: Some(FailRule {
-            code: 500,
+            code: 409,
             ratio: 0.3,
             next: 0,
+            also: vec![500],
         }),
         close_watches_after_ms: Some(5000),
         ..Faults::default()

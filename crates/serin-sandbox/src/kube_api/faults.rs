@@ -16,6 +16,9 @@ pub struct FailRule {
     /// Fail the next N requests (in addition to the ratio).
     #[serde(default)]
     pub next: u32,
+    /// More codes to answer in turn with `code` (`code: 409, also: [500]` alternates 409 and 500).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<u16>,
 }
 
 /// The fault configuration.
@@ -49,32 +52,40 @@ pub struct FaultState {
     pub faults: Faults,
     write_count: u64,
     read_count: u64,
+    failures: u64,
     /// Requests by (verb, resource, user agent).
     pub requests: BTreeMap<(String, String, String), u64>,
 }
 
-fn hit(rule: &mut Option<FailRule>, count: &mut u64) -> Option<u16> {
+fn hit(rule: &mut Option<FailRule>, count: &mut u64, failures: &mut u64) -> Option<u16> {
     let r = rule.as_mut()?;
-    if r.next > 0 {
+    let fail = if r.next > 0 {
         r.next -= 1;
-        return Some(r.code);
+        true
+    } else {
+        let n = *count;
+        *count += 1;
+        let before = (n as f64 * r.ratio).floor();
+        let after = ((n + 1) as f64 * r.ratio).floor();
+        after > before
+    };
+    if !fail {
+        return None;
     }
-    let n = *count;
-    *count += 1;
-    let before = (n as f64 * r.ratio).floor();
-    let after = ((n + 1) as f64 * r.ratio).floor();
-    (after > before).then_some(r.code)
+    let turn = usize::try_from(*failures % (1 + r.also.len() as u64)).unwrap_or(0);
+    *failures += 1;
+    Some(if turn == 0 { r.code } else { r.also[turn - 1] })
 }
 
 impl FaultState {
     /// Whether this write fails, and with which code.
     pub fn write_fault(&mut self) -> Option<u16> {
-        hit(&mut self.faults.writes, &mut self.write_count)
+        hit(&mut self.faults.writes, &mut self.write_count, &mut self.failures)
     }
 
     /// Whether this read fails, and with which code.
     pub fn read_fault(&mut self) -> Option<u16> {
-        hit(&mut self.faults.reads, &mut self.read_count)
+        hit(&mut self.faults.reads, &mut self.read_count, &mut self.failures)
     }
 
     /// Whether the next watch gets 410.
