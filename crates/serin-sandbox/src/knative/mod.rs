@@ -7,11 +7,20 @@
 //! When given a [`TrafficRouter`], it starts a demo-app backend per revision (with the
 //! behaviour profile of its image) and routes each Service's hosts by `status.traffic`.
 
+mod cache;
 pub mod status;
 pub mod validation;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
+use cache::{Key, SimCache};
 use futures::StreamExt;
 use kube::{
     Api, Client,
@@ -149,7 +158,13 @@ pub struct Simulator {
     config: SimConfig,
     router: Option<Arc<TrafficRouter>>,
     backends: Mutex<HashMap<String, DemoApp>>,
+    cache: SimCache,
+    /// Whether the Revisions watch has listed everything once (until then, LIST by label).
+    revisions_listed: AtomicBool,
 }
+
+/// Services reconciled at once.
+const CONCURRENCY: usize = 8;
 
 impl Simulator {
     /// A simulator writing through `client`, routing through `router` when given.
@@ -159,6 +174,8 @@ impl Simulator {
             config,
             router,
             backends: Mutex::new(HashMap::new()),
+            cache: SimCache::default(),
+            revisions_listed: AtomicBool::new(false),
         })
     }
 
@@ -174,62 +191,80 @@ impl Simulator {
     pub async fn run(self: Arc<Self>) {
         let services: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource("Service", "services"));
         let revisions: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource("Revision", "revisions"));
+        let this = self.clone();
         let keys_of_services = watcher(services, watcher::Config::default())
             .default_backoff()
-            .touched_objects()
-            .map(|r| {
-                r.ok().map(|o| {
-                    (
-                        o.metadata.namespace.unwrap_or_default(),
-                        o.metadata.name.unwrap_or_default(),
-                    )
-                })
-            });
+            .map(move |event| event.ok().and_then(|e| this.cache.service_event(e)));
+        let this = self.clone();
         let keys_of_revisions = watcher(revisions, watcher::Config::default())
             .default_backoff()
-            .touched_objects()
-            .map(|r| {
-                r.ok().and_then(|o| {
-                    let service = o.metadata.labels.as_ref()?.get(SERVICE_LABEL)?.clone();
-                    Some((o.metadata.namespace.unwrap_or_default(), service))
-                })
+            .map(move |event| {
+                let event = event.ok()?;
+                if matches!(event, watcher::Event::InitDone) {
+                    this.revisions_listed.store(true, Ordering::SeqCst);
+                }
+                this.cache.revision_event(event, SERVICE_LABEL)
             });
-        let mut keys = std::pin::pin!(futures::stream::select(keys_of_services, keys_of_revisions));
-        while let Some(key) = keys.next().await {
-            if let Some((ns, name)) = key
-                && let Err(e) = self.reconcile(&ns, &name).await
-            {
-                tracing::debug!(service = %format!("{ns}/{name}"), error = %e, "knative simulator: reconcile failed, retrying");
-                let this = self.clone();
-                tokio::spawn(async move {
-                    for _ in 0..50 {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        if this.reconcile(&ns, &name).await.is_ok() {
-                            break;
+        let keys = futures::stream::select(keys_of_services, keys_of_revisions).filter_map(std::future::ready);
+        keys.for_each_concurrent(CONCURRENCY, |(ns, name)| {
+            let this = self.clone();
+            async move {
+                let lock = this.cache.lock_of(&(ns.clone(), name.clone()));
+                let result = {
+                    let _one_at_a_time = lock.lock().await;
+                    this.reconcile(&ns, &name).await
+                };
+                if let Err(e) = result {
+                    tracing::debug!(service = %format!("{ns}/{name}"), error = %e, "knative simulator: reconcile failed, retrying");
+                    tokio::spawn(async move {
+                        for _ in 0..50 {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let _one_at_a_time = lock.lock().await;
+                            if this.reconcile(&ns, &name).await.is_ok() {
+                                break;
+                            }
                         }
-                    }
-                });
+                    });
+                }
             }
+        })
+        .await;
+    }
+
+    /// The Service: as last seen by the watch, else a GET.
+    async fn service(&self, key: &Key) -> Result<Option<Value>, kube::Error> {
+        if let Some(s) = self.cache.service(key) {
+            return Ok(Some(s.as_ref().clone()));
         }
+        let found = self.services(&key.0).get_opt(&key.1).await?;
+        Ok(found.map(|s| serde_json::to_value(&s).unwrap_or_default()))
+    }
+
+    /// The Revisions of a Service: from the watch once it has listed everything, else a LIST.
+    async fn revisions_of(&self, key: &Key) -> Result<Vec<Value>, kube::Error> {
+        if self.revisions_listed.load(Ordering::SeqCst) {
+            return Ok(self.cache.revisions(key));
+        }
+        let list = self
+            .revisions(&key.0)
+            .list(&ListParams::default().labels(&format!("{SERVICE_LABEL}={}", key.1)))
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect())
     }
 
     /// Brings one Service's revisions and status up to date.
     pub async fn reconcile(self: &Arc<Self>, ns: &str, name: &str) -> Result<(), kube::Error> {
-        let Some(service) = self.services(ns).get_opt(name).await? else {
+        let key = (ns.to_owned(), name.to_owned());
+        let Some(service) = self.service(&key).await? else {
             return Ok(());
         };
-        let service = serde_json::to_value(&service).unwrap_or_default();
         let template = service.pointer("/spec/template").cloned().unwrap_or_default();
         let hash = fnv(&template.to_string());
-        let list = self
-            .revisions(ns)
-            .list(&ListParams::default().labels(&format!("{SERVICE_LABEL}={name}")))
-            .await?;
-        let mut revisions: Vec<Value> = list
-            .items
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
+        let mut revisions = self.revisions_of(&key).await?;
         let gen_of = |r: &Value| {
             r.pointer("/metadata/labels")
                 .and_then(|l| l.get(GENERATION_LABEL))
@@ -377,6 +412,8 @@ impl Simulator {
                 }
             });
         }
-        Ok(serde_json::to_value(&created).unwrap_or_default())
+        let created = serde_json::to_value(&created).unwrap_or_default();
+        self.cache.created_revision(&created, SERVICE_LABEL);
+        Ok(created)
     }
 }
