@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's automation, in Rust so that cargo is all one needs.
 //!
-//! - `ci`: format check, clippy, the whole test suite in one invocation, docs with warnings denied.
+//! - `ci`: format check, clippy, the whole test suite in one invocation (the end-to-end suites
+//!   included), docs with warnings denied.
+//! - `e2e`: the end-to-end suites only (`crates/serin-sandbox/tests/e2e*.rs`).
 //! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
 //! - `demo [--scenario promote|rollback|all] [--fast] [--keep]`: the seed tutorial end to end,
 //!   every component a real process (`serin-sandbox demo`); `--simulated` runs the engine-only
@@ -22,12 +24,13 @@ fn main() -> anyhow::Result<()> {
     let root = root();
     match args.first().map(String::as_str) {
         Some("ci") => ci(&root),
+        Some("e2e") => e2e(&root),
         Some("crdgen") => crdgen(&root),
         Some("demo") if args.iter().any(|a| a == "--simulated") => demo::run(&root, &args[1..]),
         Some("demo") => sandbox_demo(&root, &args[1..]),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|crdgen|demo|bench [core|loadtester|sandbox|scale|seed|all]>");
+            eprintln!("usage: cargo xtask <ci|e2e|crdgen|demo|bench [core|loadtester|sandbox|scale|seed|all]>");
             bail!("unknown or missing command")
         }
     }
@@ -89,6 +92,28 @@ pub(crate) fn ensure_prometheus() -> anyhow::Result<()> {
         bail!("could not install Prometheus with apt-get; install the Debian package `prometheus` by hand");
     }
     Ok(())
+}
+
+/// The end-to-end suites: real processes, `--fast` timings.
+fn e2e(root: &Path) -> anyhow::Result<()> {
+    ensure_prometheus()?;
+    run(root, "cargo", &["build", "--workspace", "--bins"], &[])?;
+    run(
+        root,
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "serin-sandbox",
+            "--test",
+            "e2e",
+            "--test",
+            "e2e_faults",
+            "--test",
+            "e2e_crashes",
+        ],
+        &[],
+    )
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {
