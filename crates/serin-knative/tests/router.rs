@@ -101,6 +101,19 @@ impl Env {
             .expect("image");
     }
 
+    /// Routed by us with podinfo-00001 as primary, and podinfo-00002 (6.0.1) Ready.
+    async fn routed_with_a_second_revision(&self) {
+        self.router
+            .initialize(&self.target, "podinfo-00001")
+            .await
+            .expect("initialize");
+        self.set_image("6.0.1").await;
+        self.wait("podinfo-00002", |s| {
+            s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00002"))
+        })
+        .await;
+    }
+
     fn split(&self, canary: &str, weight: u8) -> TrafficSplit {
         TrafficSplit {
             primary: "podinfo-00001".into(),
@@ -227,15 +240,7 @@ async fn a_whole_rollout_through_knative() {
 #[tokio::test]
 async fn conflicts_are_retried_and_the_final_state_is_right() {
     let env = env(Vec::new()).await;
-    env.router
-        .initialize(&env.target, "podinfo-00001")
-        .await
-        .expect("initialize");
-    env.set_image("6.0.1").await;
-    env.wait("podinfo-00002", |s| {
-        s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00002"))
-    })
-    .await;
+    env.routed_with_a_second_revision().await;
     env.api.set_faults(Faults {
         writes: Some(FailRule {
             code: 409,
@@ -417,15 +422,7 @@ async fn a_cached_router_sees_what_a_reading_one_sees_without_reading_and_surviv
         .with_conflict_retries(8, Duration::from_millis(5))
         .with_cache(cache);
     let reflectors = spawn_reflectors(client, writer);
-    env.router
-        .initialize(&env.target, "podinfo-00001")
-        .await
-        .expect("initialize");
-    env.set_image("6.0.1").await;
-    env.wait("podinfo-00002", |s| {
-        s.pointer("/status/latestReadyRevisionName") == Some(&json!("podinfo-00002"))
-    })
-    .await;
+    env.routed_with_a_second_revision().await;
     // Once the cache has caught up, the two routers agree, and the cached one does not GET.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {

@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc};
 
 use futures::StreamExt;
 use kube::{
-    Api, Resource,
+    Api,
     api::DynamicObject,
     runtime::{
         Controller, WatchStreamExt,
@@ -15,21 +15,13 @@ use kube::{
     },
 };
 use serin_api::Canary;
-use serin_knative::cache::{revision_resource, service_resource};
+use serin_knative::cache::{revision_resource, service_resource, slim_revision, slim_service};
 
 use crate::{
     Context,
     context::TargetIndex,
     reconcile::{error_policy, reconcile},
 };
-
-/// Drops what the router never reads before caching (managed fields, last-applied copies).
-fn slim(obj: &mut DynamicObject) {
-    obj.meta_mut().managed_fields = None;
-    if let Some(annotations) = obj.meta_mut().annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
 
 /// The Canaries that target Service `name` in `namespace`: from the index, or by scanning the
 /// cache for Canaries not reconciled yet.
@@ -78,12 +70,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let caches = ctx.take_knative_cache();
     let services = watcher(services, watcher::Config::default())
         .default_backoff()
-        .modify(slim)
+        .modify(slim_service)
         .reflect(caches.services)
         .touched_objects();
     let revisions = watcher(revisions, watcher::Config::default())
         .default_backoff()
-        .modify(slim)
+        .modify(slim_revision)
         .reflect(caches.revisions)
         .touched_objects();
     controller

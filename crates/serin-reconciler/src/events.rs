@@ -1,8 +1,12 @@
 //! Kubernetes events for a Canary, aggregated the way client-go's recorder does: a repeated
 //! event (same object, type, reason and message) bumps `count` and `lastTimestamp` instead of
-//! creating a new object.
+//! creating a new object. Like client-go, it remembers at most [`REMEMBERED`] events (least
+//! recently used forgotten first), and never holds its memory across an API call, so one slow
+//! write does not hold up other Canaries' events.
 
-use std::collections::HashMap;
+use std::{num::NonZeroUsize, sync::Mutex};
+
+use lru::LruCache;
 
 use k8s_openapi::api::core::v1::Event as KubeEvent;
 use kube::{
@@ -12,17 +16,19 @@ use kube::{
 use serde_json::json;
 use serin_api::Canary;
 use serin_core::Event;
-use tokio::sync::Mutex;
 
 /// What makes two events the same: (namespace, object uid, type, message).
 type EventKey = (String, String, String, String);
+
+/// How many events are remembered for aggregation (client-go's `maxLruCacheEntries`).
+pub const REMEMBERED: usize = 4096;
 
 /// Records events for Canaries.
 pub struct EventRecorder {
     client: Client,
     component: String,
     /// Events already recorded, with their object name and count.
-    seen: Mutex<HashMap<EventKey, (String, i32)>>,
+    seen: Mutex<LruCache<EventKey, (String, i32)>>,
 }
 
 fn now() -> String {
@@ -35,7 +41,9 @@ impl EventRecorder {
         EventRecorder {
             client,
             component: component.to_owned(),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(LruCache::new(
+                NonZeroUsize::new(REMEMBERED).unwrap_or(NonZeroUsize::MIN),
+            )),
         }
     }
 
@@ -47,12 +55,15 @@ impl EventRecorder {
         let type_ = event.severity.as_str().to_owned();
         let key = (namespace.clone(), uid.clone(), type_.clone(), event.message.clone());
         let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
-        let mut seen = self.seen.lock().await;
-        if let Some((event_name, count)) = seen.get_mut(&key) {
+        let repeated = self.seen.lock().ok().and_then(|mut seen| {
+            let (event_name, count) = seen.get_mut(&key)?;
             *count += 1;
-            let patch = json!({"count": *count, "lastTimestamp": now()});
+            Some((event_name.clone(), *count))
+        });
+        if let Some((event_name, count)) = repeated {
+            let patch = json!({"count": count, "lastTimestamp": now()});
             if api
-                .patch(event_name, &PatchParams::default(), &Patch::Merge(patch))
+                .patch(&event_name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .is_ok()
             {
@@ -88,7 +99,9 @@ impl EventRecorder {
         };
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => {
-                seen.insert(key, (event_name, 1));
+                if let Ok(mut seen) = self.seen.lock() {
+                    seen.put(key, (event_name, 1));
+                }
             }
             Err(e) => {
                 tracing::warn!(canary = %format!("{namespace}/{name}"), error = %e, message = %event.message, "cannot record event")

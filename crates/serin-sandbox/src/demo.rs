@@ -342,8 +342,14 @@ pub async fn rollout(
 }
 
 /// A started sandbox (controller included) with the seed's Service and Canary installed and
-/// `Initialized`, for end-to-end tests; `bin_dir` holds the three binaries.
-pub async fn seeded_cluster(bin_dir: &Path, root: &Path, fast: bool) -> anyhow::Result<(Cluster, Client, Observer)> {
+/// `Initialized`, for end-to-end tests; the three binaries are beside `sandbox_exe` (a test's
+/// `env!("CARGO_BIN_EXE_serin-sandbox")`).
+pub async fn seeded_cluster(
+    sandbox_exe: &Path,
+    root: &Path,
+    fast: bool,
+) -> anyhow::Result<(Cluster, Client, Observer)> {
+    let bin_dir = sandbox_exe.parent().context("the sandbox binary has no directory")?;
     let bins = crate::cluster::Binaries::in_dir(bin_dir)?;
     let start_root = root.to_path_buf();
     let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(bins, &start_root, Vec::new())).await??;

@@ -25,13 +25,10 @@ fn has(events: &[String], needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_tutorial_scenarios_with_real_processes() {
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
-        .parent()
-        .map(PathBuf::from)
-        .expect("dir");
-    let (_cluster, client, mut observer) = serin_sandbox::demo::seeded_cluster(&bin_dir, &root(), true)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (_cluster, client, mut observer) =
+        serin_sandbox::demo::seeded_cluster(env!("CARGO_BIN_EXE_serin-sandbox").as_ref(), &root(), true)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
 
     // No traffic at all (before any load test ran): the canary gets no data and is rolled back
     // with the no-data reason.

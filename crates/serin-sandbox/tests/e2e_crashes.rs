@@ -68,13 +68,10 @@ async fn all_traffic_on(observer: &mut Observer, revision: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkills_at_random_points_and_a_hanging_webhook_elsewhere() {
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
-        .parent()
-        .map(PathBuf::from)
-        .expect("dir");
-    let (mut cluster, client, mut observer) = serin_sandbox::demo::seeded_cluster(&bin_dir, &root(), true)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (mut cluster, client, mut observer) =
+        serin_sandbox::demo::seeded_cluster(env!("CARGO_BIN_EXE_serin-sandbox").as_ref(), &root(), true)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
 
     // A webhook that hangs for Canary `slow`: its pre-rollout check never answers (60 s timeout).
     let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -58,13 +58,10 @@ async fn set_webhooks(canaries: &Api<DynamicObject>, extra: Vec<Value>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
-        .parent()
-        .map(PathBuf::from)
-        .expect("dir");
-    let (mut cluster, client, mut observer) = serin_sandbox::demo::seeded_cluster(&bin_dir, &root(), true)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (mut cluster, client, mut observer) =
+        serin_sandbox::demo::seeded_cluster(env!("CARGO_BIN_EXE_serin-sandbox").as_ref(), &root(), true)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
     let canaries = serin_sandbox::demo::canaries(&client);
     let limit = Duration::from_secs(120);
 

@@ -369,3 +369,72 @@ async fn watcher_streams_through_410_and_cut_streams_without_losing_events() {
         .sum();
     assert!(watches >= 3, "streams were cut and resumed ({watches} watches)");
 }
+
+/// Bookmarks may only claim what a watch has delivered: watchers that fall behind (small receive
+/// buffers, not read for longer than the 5 s bookmark tick) must still get every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_watchers_with_bookmarks_get_every_event() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (api, client) = api_with_crds().await;
+    let addr: std::net::SocketAddr = api.url().trim_start_matches("http://").parse().expect("addr");
+    let from = api.resource_version();
+    let started = tokio::time::Instant::now();
+    let mut watchers = Vec::new();
+    for _ in 0..8 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        let mut stream = socket.connect(addr).await.expect("connect");
+        let request = format!(
+            "GET /api/v1/namespaces/test/configmaps?watch=true&allowWatchBookmarks=true&resourceVersion={from} HTTP/1.0\r\nHost: {addr}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("request");
+        watchers.push(stream);
+    }
+    let n = 3000;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "test");
+    let filler = "x".repeat(2048);
+    futures::stream::iter(0..n)
+        .for_each_concurrent(16, |i| {
+            let (cms, filler) = (cms.clone(), filler.clone());
+            async move {
+                let cm: ConfigMap = serde_json::from_value(
+                    json!({"metadata": {"name": format!("cm-{i}")}, "data": {"filler": filler}}),
+                )
+                .expect("cm");
+                cms.create(&PostParams::default(), &cm).await.expect("create");
+            }
+        })
+        .await;
+    // Let a bookmark tick pass while the watchers are behind.
+    tokio::time::sleep_until(started + Duration::from_secs(7)).await;
+    let readers = watchers.into_iter().map(|mut stream| async move {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut text = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while seen.len() < n {
+            let Ok(Ok(read)) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await else {
+                break;
+            };
+            if read == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..read]);
+            while let Some(end) = text.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = text.drain(..=end).collect();
+                if let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line)
+                    && event["type"] == "ADDED"
+                    && let Some(name) = event.pointer("/object/metadata/name").and_then(|v| v.as_str())
+                {
+                    seen.insert(name.to_owned());
+                }
+            }
+        }
+        seen.len()
+    });
+    let counts = futures::future::join_all(readers).await;
+    assert!(
+        counts.iter().all(|c| *c == n),
+        "events seen per watcher: {counts:?} of {n}"
+    );
+}

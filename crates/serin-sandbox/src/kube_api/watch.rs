@@ -134,7 +134,15 @@ pub fn serve(shared: Arc<Shared>, req: WatchRequest) -> Response {
             tokio::select! {
                 _ = tokio::time::sleep_until(end) => return,
                 _ = ticker.tick(), if req.bookmarks => {
-                    let rv = shared.store.lock().map(|s| s.rv()).unwrap_or(last);
+                    // A bookmark may only claim what this watch has delivered: advance to the
+                    // store's resourceVersion only when no change is still queued for us (the
+                    // store sends changes under its lock, so an empty queue under the lock
+                    // means every change up to its resourceVersion has been seen).
+                    let rv = shared
+                        .store
+                        .lock()
+                        .map(|s| if live.is_empty() { s.rv() } else { last })
+                        .unwrap_or(last);
                     last = last.max(rv);
                     if tx.send(bookmark(last)).await.is_err() { return; }
                 }
