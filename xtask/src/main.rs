@@ -250,8 +250,9 @@ fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
                 "--bench",
                 "scale",
                 "--",
-                "1000",
-                "10000",
+                "1000@5s",
+                // The goal: 10,000 Canaries at a 15 s interval.
+                "10000@15s",
             ],
             &[],
         );

@@ -47,7 +47,7 @@ struct Cli {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Lease duration.
-    #[arg(long, env = "SERIN_LEASE_DURATION", default_value = "15s", value_parser = humantime_duration)]
+    #[arg(long, env = "SERIN_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     lease_duration: Duration,
     /// Log level filter (`info`, `serin_reconciler=debug`, …).
     #[arg(long, env = "SERIN_LOG_LEVEL", default_value = "info")]
@@ -66,8 +66,12 @@ struct Cli {
     #[arg(long, env = "SERIN_RESOLVE", value_delimiter = ',', value_parser = parse_resolve)]
     resolve: Vec<(String, SocketAddr)>,
     /// Reconcile stable Canaries at least this often.
-    #[arg(long, env = "SERIN_RESYNC", default_value = "5m", value_parser = humantime_duration)]
+    #[arg(long, env = "SERIN_RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
     resync: Duration,
+    /// Kubernetes API requests in flight at once (others wait their turn); bounds connections
+    /// and memory when thousands of Canaries act together. Watches hold no slot once streaming.
+    #[arg(long, env = "SERIN_KUBE_API_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    kube_api_concurrency: u16,
 }
 
 fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
@@ -75,20 +79,6 @@ fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not HOST=ADDR"))?;
     Ok((host.to_owned(), addr.parse().map_err(|e| format!("{addr:?}: {e}"))?))
-}
-
-fn humantime_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 15s or 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?} is not a duration like 15s or 5m")),
-    }
 }
 
 async fn shutdown_signal() {
@@ -121,7 +111,11 @@ async fn main() -> anyhow::Result<()> {
         http::header::USER_AGENT,
         http::HeaderValue::from_static(concat!("serin-controller/", env!("CARGO_PKG_VERSION"))),
     ));
-    let client = kube::Client::try_from(kube_config)?;
+    let client = kube::client::ClientBuilder::try_from(kube_config)?
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(usize::from(
+            cli.kube_api_concurrency,
+        )))
+        .build();
     let webhooks = Arc::new(HttpWebhookClient::with_resolve(&cli.resolve)?);
     let prometheus = Arc::new(PrometheusProvider::new(PrometheusConfig::new(&cli.metrics_server))?);
     let config = Config {

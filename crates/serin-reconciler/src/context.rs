@@ -69,6 +69,21 @@ impl TargetIndex {
             .insert(canary.to_owned());
     }
 
+    /// Forgets Canary `namespace/canary` (deleted).
+    pub fn forget(&self, namespace: &str, canary: &str) {
+        let (Ok(mut by_target), Ok(mut target_of)) = (self.by_target.lock(), self.target_of.lock()) else {
+            return;
+        };
+        if let Some(target) = target_of.remove(&(namespace.to_owned(), canary.to_owned()))
+            && let Some(set) = by_target.get_mut(&(namespace.to_owned(), target.clone()))
+        {
+            set.remove(canary);
+            if set.is_empty() {
+                by_target.remove(&(namespace.to_owned(), target));
+            }
+        }
+    }
+
     /// The Canaries known to target Service `namespace/target`.
     pub fn canaries(&self, namespace: &str, target: &str) -> Vec<String> {
         self.by_target
@@ -199,5 +214,26 @@ impl Context {
                 self.default_provider.clone()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetIndex;
+
+    #[test]
+    fn the_index_follows_retargeting_and_deletion() {
+        let index = TargetIndex::default();
+        index.record("test", "a", "podinfo");
+        index.record("test", "b", "podinfo");
+        index.record("other", "a", "podinfo");
+        assert_eq!(index.canaries("test", "podinfo"), ["a", "b"]);
+        index.record("test", "b", "backend");
+        assert_eq!(index.canaries("test", "podinfo"), ["a"]);
+        assert_eq!(index.canaries("test", "backend"), ["b"]);
+        index.forget("test", "a");
+        index.forget("test", "never-recorded");
+        assert!(index.canaries("test", "podinfo").is_empty());
+        assert_eq!(index.canaries("other", "podinfo"), ["a"]);
     }
 }

@@ -34,9 +34,18 @@ fn canaries_for(
     let (Some(namespace), Some(name)) = (namespace, name) else {
         return Vec::new();
     };
-    let known = index.canaries(&namespace, &name);
+    let mut known = Vec::new();
+    for canary in index.canaries(&namespace, &name) {
+        let key = ObjectRef::new(&canary).within(&namespace);
+        if store.get(&key).is_some() {
+            known.push(key);
+        } else {
+            // Deleted since it was indexed.
+            index.forget(&namespace, &canary);
+        }
+    }
     if !known.is_empty() {
-        return known.iter().map(|c| ObjectRef::new(c).within(&namespace)).collect();
+        return known;
     }
     store
         .state()

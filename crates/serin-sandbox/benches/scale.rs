@@ -1,4 +1,5 @@
-//! `cargo xtask bench scale` (`cargo bench -p serin-sandbox --bench scale -- N...`): N Canaries,
+//! `cargo xtask bench scale` (`cargo bench -p serin-sandbox --bench scale -- N[@INTERVAL]...`,
+//! interval `5s` unless given, e.g. `10000@15s`): N Canaries,
 //! each on its own Knative Service, rolled out at once by the real controller process against
 //! the API emulator process (Knative simulator attached, no traffic router), with metrics
 //! served by a stub Prometheus in this process. Reports the step lag p50/p99 (actual minus
@@ -92,7 +93,7 @@ fn proc_stats(pid: u32) -> (f64, u64) {
     (cpu, hwm)
 }
 
-async fn run(n: usize) -> anyhow::Result<Value> {
+async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
     let exe_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
         .parent()
         .map(PathBuf::from)
@@ -148,7 +149,7 @@ async fn run(n: usize) -> anyhow::Result<Value> {
             .await?;
         let canary = json!({"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": format!("app-{i}"), "namespace": "scale"},
             "spec": {"provider": "knative", "targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": format!("app-{i}")},
-                "analysis": {"interval": "5s", "threshold": 3, "maxWeight": 50, "stepWeight": 25,
+                "analysis": {"interval": interval, "threshold": 3, "maxWeight": 50, "stepWeight": 25,
                     "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}]}}});
         canaries
             .create(&PostParams::default(), &serde_json::from_value(canary)?)
@@ -192,6 +193,7 @@ async fn run(n: usize) -> anyhow::Result<Value> {
         }
     };
     let initialized = wait_all("Initialized", Duration::from_secs(300)).await?;
+    let (_, rss_after_init_kib) = proc_stats(pid);
     let requests_before: u64 = api_requests(&api_addr);
     let started = Instant::now();
     let patch =
@@ -239,6 +241,8 @@ async fn run(n: usize) -> anyhow::Result<Value> {
         "stepLagP99Seconds": quantile(&metrics, "serin_step_lag_seconds", 0.99),
         "controllerCpuSeconds": cpu,
         "controllerPeakRssMiB": rss_kib as f64 / 1024.0,
+        "controllerPeakRssAfterInitMiB": rss_after_init_kib as f64 / 1024.0,
+        "interval": interval,
         "apiRequestsPerStepPerCanary": requests as f64 / steps,
         "notSucceeded": stragglers,
     }))
@@ -259,27 +263,38 @@ fn api_requests(api_addr: &str) -> u64 {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes: Vec<(usize, String)> = std::env::args()
+        .skip(1)
+        .filter_map(|a| {
+            let (n, interval) = a.split_once('@').unwrap_or((&a, "5s"));
+            Some((n.parse().ok()?, interval.to_owned()))
+        })
+        .collect();
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let sizes = if sizes.is_empty() { vec![1000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![(1000, "5s".to_owned())]
+    } else {
+        sizes
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "{:>9} {:>11} {:>12} {:>12} {:>9} {:>9} {:>15}",
-        "canaries", "succeeded", "lag p50", "lag p99", "cpu s", "rss MiB", "API req/step"
+        "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>15}",
+        "canaries", "interval", "succeeded", "lag p50", "lag p99", "cpu s", "rss MiB", "API req/step"
     );
-    for n in sizes {
-        match rt.block_on(run(n)) {
+    for (n, interval) in sizes {
+        match rt.block_on(run(n, &interval)) {
             Ok(r) => {
                 let secs = |k: &str| r[k].as_f64().map_or("n/a".into(), |v| format!("<= {v}s"));
                 println!(
-                    "{:>9} {:>11} {:>12} {:>12} {:>9.1} {:>9.1} {:>15.2}",
+                    "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9.1} {:>9.1} {:>15.2}",
                     n,
+                    interval,
                     r["succeeded"],
                     secs("stepLagP50Seconds"),
                     secs("stepLagP99Seconds"),
