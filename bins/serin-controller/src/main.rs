@@ -68,10 +68,11 @@ struct Cli {
     /// Reconcile stable Canaries at least this often.
     #[arg(long, env = "SERIN_RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
     resync: Duration,
-    /// Kubernetes API requests in flight at once (others wait their turn); bounds connections
-    /// and memory when thousands of Canaries act together. Watches hold no slot once streaming.
-    #[arg(long, env = "SERIN_KUBE_API_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
-    kube_api_concurrency: u16,
+    /// Canaries reconciled at once (0: no bound). Bounds memory and API connections when
+    /// thousands act together; a reconcile waiting on a slow webhook holds its slot until the
+    /// hook's timeout, so only this many hanging hooks at once can delay other Canaries.
+    #[arg(long, env = "SERIN_MAX_CONCURRENT_RECONCILES", default_value_t = 256)]
+    max_concurrent_reconciles: u16,
 }
 
 fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
@@ -111,11 +112,7 @@ async fn main() -> anyhow::Result<()> {
         http::header::USER_AGENT,
         http::HeaderValue::from_static(concat!("serin-controller/", env!("CARGO_PKG_VERSION"))),
     ));
-    let client = kube::client::ClientBuilder::try_from(kube_config)?
-        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(usize::from(
-            cli.kube_api_concurrency,
-        )))
-        .build();
+    let client = kube::Client::try_from(kube_config)?;
     let webhooks = Arc::new(HttpWebhookClient::with_resolve(&cli.resolve)?);
     let prometheus = Arc::new(PrometheusProvider::new(PrometheusConfig::new(&cli.metrics_server))?);
     let config = Config {
@@ -123,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         query_set: cli.knative_metrics,
         namespace: cli.namespace.clone(),
         resync: cli.resync,
+        max_concurrent_reconciles: cli.max_concurrent_reconciles,
         component: "serin".into(),
     };
     // The router reads the Services and Revisions the controller's watches cache.

@@ -118,6 +118,10 @@ pub struct Explanation {
     pub summary: String,
     /// Every check that took part.
     pub checks: Vec<CheckVerdict>,
+    /// Nothing to report: an analysis on schedule, waiting for its next step. Callers may keep
+    /// showing the last decision that did something instead of this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_schedule: bool,
 }
 
 /// The engine's answer for one step.

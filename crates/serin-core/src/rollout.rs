@@ -58,6 +58,7 @@ impl Tick<'_> {
         }
         if !self.due() {
             self.summary(format!("waiting for the next step of revision {canary}"));
+            self.explanation.on_schedule = true;
             return Ok(());
         }
         if let Some(primary) = &self.obs.world.primary

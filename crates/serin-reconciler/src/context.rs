@@ -26,6 +26,9 @@ pub struct Config {
     pub namespace: Option<String>,
     /// Reconcile stable Canaries at least this often.
     pub resync: Duration,
+    /// Canaries reconciled at once (0: no bound). A reconcile waiting on a slow webhook holds
+    /// its slot until the hook's timeout, so this many hanging hooks at once delay the others.
+    pub max_concurrent_reconciles: u16,
     /// Name shown as the events' source.
     pub component: String,
 }
@@ -37,6 +40,7 @@ impl Default for Config {
             query_set: QuerySet::Kourier,
             namespace: None,
             resync: Duration::from_secs(300),
+            max_concurrent_reconciles: 256,
             component: "serin".into(),
         }
     }

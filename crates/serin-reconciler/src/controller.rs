@@ -115,7 +115,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         )
         // Bursts of triggers (our own writes echoing back, Knative status updates) collapse into
         // one reconcile; steps run at most this late.
-        .with_config(kube::runtime::controller::Config::default().debounce(std::time::Duration::from_millis(300)))
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .debounce(std::time::Duration::from_millis(300))
+                .concurrency(ctx.config.max_concurrent_reconciles),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

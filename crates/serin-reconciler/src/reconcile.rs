@@ -339,9 +339,12 @@ async fn write_status(
     status.apply_rollout(&decision.status, &plan.target_kind, now);
     status.observed_generation = canary.metadata.generation;
     let phase = decision.status.phase;
-    // A quiet reconcile of a finished rollout keeps the decision that finished it (the rollback
-    // reason, the promotion) instead of replacing it with "nothing to do".
-    let quiet = decision.actions.is_empty() && previous.phase.as_deref() == Some(phase.as_str()) && !phase.is_active();
+    // A quiet reconcile keeps the decision before it instead of replacing it with "nothing to
+    // do": a finished rollout keeps what finished it (the rollback reason, the promotion), and an
+    // analysis on schedule keeps its last step (no status write, so no echo, between steps).
+    let quiet = decision.actions.is_empty()
+        && previous.phase.as_deref() == Some(phase.as_str())
+        && (!phase.is_active() || decision.explanation.on_schedule);
     if !quiet || previous.last_decision.is_none() {
         status.last_decision = Some(LastDecision::from(&decision.explanation));
     }
@@ -362,13 +365,12 @@ async fn write_status(
     } else {
         "False"
     };
-    status.set_condition(
-        "Reconciling",
-        reconciling,
-        phase.as_str(),
-        &decision.explanation.summary,
-        now,
-    );
+    let doing = if quiet {
+        summary.as_str()
+    } else {
+        decision.explanation.summary.as_str()
+    };
+    status.set_condition("Reconciling", reconciling, phase.as_str(), doing, now);
     status.set_condition("Stalled", "False", "Valid", "the Canary is valid", now);
     if !status.differs_ignoring_timestamps(previous) {
         return Ok(());

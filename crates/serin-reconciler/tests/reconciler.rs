@@ -159,7 +159,21 @@ async fn seed_rollout_with_mocked_providers_in_virtual_time() {
             break;
         }
         let _ = reconcile(Arc::new(canary), ctx.clone()).await.expect("reconcile");
-        clock.fetch_add(15_000, Ordering::SeqCst);
+        // Between steps (our own status write echoing back, a Knative status update), nothing
+        // is written and the last step stays the last decision.
+        clock.fetch_add(1_000, Ordering::SeqCst);
+        let stepped = canaries.get("podinfo").await.expect("get");
+        let _ = reconcile(Arc::new(stepped.clone()), ctx.clone())
+            .await
+            .expect("between steps");
+        let after = canaries.get("podinfo").await.expect("get");
+        assert_eq!(
+            after.metadata.resource_version,
+            stepped.metadata.resource_version,
+            "a reconcile between steps wrote status: {:?}",
+            after.status.and_then(|s| s.last_decision).map(|d| d.summary)
+        );
+        clock.fetch_add(14_000, Ordering::SeqCst);
     }
     let writes = state.lock().expect("lock").writes.clone();
     assert_eq!(

@@ -167,6 +167,11 @@ async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
                 "--log-level",
                 "warn",
             ])
+            .args(
+                std::env::var("SERIN_SCALE_CONTROLLER_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .stdout(log("controller.log")?)
             .stderr(log("controller.err")?)
             .spawn()?,
@@ -194,7 +199,7 @@ async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
     };
     let initialized = wait_all("Initialized", Duration::from_secs(300)).await?;
     let (_, rss_after_init_kib) = proc_stats(pid);
-    let requests_before: u64 = api_requests(&api_addr);
+    let requests_before = api_requests(&api_addr);
     let started = Instant::now();
     let patch =
         json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/app:2"}]);
@@ -227,7 +232,15 @@ async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
     for s in &stragglers {
         eprintln!("not succeeded: {s}");
     }
-    let requests = api_requests(&api_addr) - requests_before;
+    let by_kind: std::collections::BTreeMap<String, f64> = api_requests(&api_addr)
+        .into_iter()
+        .map(|(k, v)| {
+            let before = requests_before.get(&k).copied().unwrap_or(0);
+            (k, v.saturating_sub(before) as f64)
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    let requests: f64 = by_kind.values().sum();
     let metrics = http_get(&format!("127.0.0.1:{ctl_port}"), "/metrics");
     let (cpu, rss_kib) = proc_stats(pid);
     // Each rollout here: first step at detection, then 2 analysis steps (25%, 50% → promote).
@@ -243,23 +256,30 @@ async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
         "controllerPeakRssMiB": rss_kib as f64 / 1024.0,
         "controllerPeakRssAfterInitMiB": rss_after_init_kib as f64 / 1024.0,
         "interval": interval,
-        "apiRequestsPerStepPerCanary": requests as f64 / steps,
+        "apiRequestsPerStepPerCanary": requests / steps,
+        "apiRequestsPerStepPerCanaryByKind": by_kind.iter().map(|(k, v)| (k.clone(), json!(v / steps))).collect::<serde_json::Map<_, _>>(),
         "notSucceeded": stragglers,
     }))
 }
 
-fn api_requests(api_addr: &str) -> u64 {
+/// The controller's requests so far, by "verb resource".
+fn api_requests(api_addr: &str) -> std::collections::BTreeMap<String, u64> {
     let body = http_get(api_addr, "/_sandbox/requests");
-    serde_json::from_str::<Vec<Value>>(&body)
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| {
-            r["userAgent"]
-                .as_str()
-                .is_some_and(|a| a.starts_with("serin-controller"))
-        })
-        .filter_map(|r| r["count"].as_u64())
-        .sum()
+    let mut counts = std::collections::BTreeMap::new();
+    for r in serde_json::from_str::<Vec<Value>>(&body).unwrap_or_default() {
+        if r["userAgent"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("serin-controller"))
+        {
+            let key = format!(
+                "{} {}",
+                r["verb"].as_str().unwrap_or("?"),
+                r["resource"].as_str().unwrap_or("?")
+            );
+            *counts.entry(key).or_default() += r["count"].as_u64().unwrap_or(0);
+        }
+    }
+    counts
 }
 
 fn main() {
