@@ -2,23 +2,24 @@
 //! instead of GETting on every observation.
 //!
 //! The router only reads them; whoever runs the watches (the reconciler) feeds the
-//! [`KnativeCacheWriter`]. A cache can lag the router's own writes: the router keeps the object
-//! each of its patches returned and prefers it until the cache has caught up (same uid, a
-//! generation at least as new). [`slim_service`] and [`slim_revision`] cut cached objects down to
-//! what the router reads.
+//! [`KnativeCacheWriter`]. Objects are decoded straight into [`CachedService`] and
+//! [`CachedRevision`], which hold only what the router reads (so 10,000 Services stay small), and
+//! [`slim_service`] / [`slim_revision`] drop the metadata it does not read. A cache can lag the
+//! router's own writes: the router keeps the object each of its patches returned and prefers it
+//! until the cache has caught up (same uid, a generation at least as new).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use serde_json::{Value, json};
-
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
-    api::DynamicObject,
-    core::{ApiResource, GroupVersionKind},
+    core::{ApiResource, GroupVersionKind, NotUsed, Object},
     runtime::reflector::{ObjectRef, Store, store::Writer},
 };
+
+use crate::types::{Meta, Revision, RevisionStatus, Service, ServiceSpec, ServiceStatus};
 
 pub(crate) fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
@@ -34,50 +35,55 @@ pub fn revision_resource() -> ApiResource {
     resource("Revision", "revisions")
 }
 
-/// Services as our own patches returned them, by `(namespace, name)`.
-type OwnWrites = Arc<Mutex<HashMap<(String, String), Arc<DynamicObject>>>>;
+/// A Knative Service as read and cached: metadata, `spec.traffic` and the status fields in
+/// [`ServiceStatus`]; everything else is skipped while decoding.
+pub type CachedService = Object<ServiceSpec, ServiceStatus>;
 
-/// Keeps only the fields the router reads (the ones in [`crate::types`]), so that a cache of
-/// thousands of Services stays small: `spec.traffic`, the status fields, the primary
-/// annotation, and the labels. Apply it to each object before it enters the cache.
-pub fn slim_service(obj: &mut DynamicObject) {
-    slim_meta(obj, &[crate::patches::PRIMARY_ANNOTATION]);
-    let traffic = obj.data.pointer_mut("/spec/traffic").map(Value::take);
-    let status = obj.data.get_mut("status").map(Value::take).map(|mut s| {
-        keep_keys(
-            &mut s,
-            &[
-                "observedGeneration",
-                "latestCreatedRevisionName",
-                "latestReadyRevisionName",
-                "traffic",
-                "conditions",
-                "url",
-            ],
-        );
-        s
-    });
-    obj.data = json!({});
-    if let Some(traffic) = traffic {
-        obj.data["spec"] = json!({ "traffic": traffic });
-    }
-    if let Some(status) = status {
-        obj.data["status"] = status;
+/// A Knative Revision as read and cached: metadata and `status.conditions`.
+pub type CachedRevision = Object<NotUsed, RevisionStatus>;
+
+fn meta(m: &ObjectMeta) -> Meta {
+    Meta {
+        name: m.name.clone().unwrap_or_default(),
+        namespace: m.namespace.clone().unwrap_or_default(),
+        resource_version: m.resource_version.clone().unwrap_or_default(),
+        generation: m.generation.unwrap_or(0),
+        annotations: m.annotations.clone().unwrap_or_default(),
+        labels: m.labels.clone().unwrap_or_default(),
     }
 }
 
-/// [`slim_service`] for Revisions: only `status.conditions` (and labels) are read.
-pub fn slim_revision(obj: &mut DynamicObject) {
-    slim_meta(obj, &[]);
-    let conditions = obj.data.pointer_mut("/status/conditions").map(Value::take);
-    obj.data = json!({});
-    if let Some(conditions) = conditions {
-        obj.data["status"] = json!({ "conditions": conditions });
+impl From<&CachedService> for Service {
+    fn from(obj: &CachedService) -> Service {
+        Service {
+            metadata: meta(&obj.metadata),
+            spec: obj.spec.clone(),
+            status: obj.status.clone().unwrap_or_default(),
+        }
     }
 }
 
-fn slim_meta(obj: &mut DynamicObject, annotations: &[&str]) {
-    let meta = &mut obj.metadata;
+impl From<&CachedRevision> for Revision {
+    fn from(obj: &CachedRevision) -> Revision {
+        Revision {
+            metadata: meta(&obj.metadata),
+            status: obj.status.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Drops the metadata the router does not read (managed fields, owners, finalizers, every
+/// annotation but the primary one). Apply it to each Service before it enters the cache.
+pub fn slim_service(obj: &mut CachedService) {
+    slim_meta(&mut obj.metadata, &[crate::patches::PRIMARY_ANNOTATION]);
+}
+
+/// [`slim_service`] for Revisions (labels are kept: they name the Service).
+pub fn slim_revision(obj: &mut CachedRevision) {
+    slim_meta(&mut obj.metadata, &[]);
+}
+
+fn slim_meta(meta: &mut ObjectMeta, annotations: &[&str]) {
     meta.managed_fields = None;
     meta.owner_references = None;
     meta.finalizers = None;
@@ -86,17 +92,14 @@ fn slim_meta(obj: &mut DynamicObject, annotations: &[&str]) {
     }
 }
 
-fn keep_keys(value: &mut Value, keys: &[&str]) {
-    if let Some(map) = value.as_object_mut() {
-        map.retain(|k, _| keys.contains(&k.as_str()));
-    }
-}
+/// Services as our own patches returned them, by `(namespace, name)`.
+type OwnWrites = Arc<Mutex<HashMap<(String, String), Arc<CachedService>>>>;
 
 /// Read side of the caches; cheap to clone.
 #[derive(Clone)]
 pub struct KnativeCache {
-    services: Store<DynamicObject>,
-    revisions: Store<DynamicObject>,
+    services: Store<CachedService>,
+    revisions: Store<CachedRevision>,
     /// What our own patches returned, per `(namespace, name)`, until the cache catches up.
     written: OwnWrites,
 }
@@ -104,9 +107,9 @@ pub struct KnativeCache {
 /// Write side of the caches: feed each with a reflector over its resource.
 pub struct KnativeCacheWriter {
     /// For the Services watch.
-    pub services: Writer<DynamicObject>,
+    pub services: Writer<CachedService>,
     /// For the Revisions watch.
-    pub revisions: Writer<DynamicObject>,
+    pub revisions: Writer<CachedRevision>,
 }
 
 impl KnativeCache {
@@ -124,7 +127,7 @@ impl KnativeCache {
 
     /// The Service as last seen: the cached one, or our own newer write; `None` when neither
     /// knows it (not synced yet, or absent).
-    pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+    pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<Arc<CachedService>> {
         let key = ObjectRef::new_with(name, service_resource()).within(namespace);
         let cached = self.services.get(&key);
         let Ok(mut written) = self.written.lock() else {
@@ -147,13 +150,13 @@ impl KnativeCache {
     }
 
     /// A Revision from the cache.
-    pub(crate) fn revision(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+    pub(crate) fn revision(&self, namespace: &str, name: &str) -> Option<Arc<CachedRevision>> {
         self.revisions
             .get(&ObjectRef::new_with(name, revision_resource()).within(namespace))
     }
 
     /// Remembers what a patch of ours returned.
-    pub(crate) fn wrote(&self, namespace: &str, name: &str, mut object: DynamicObject) {
+    pub(crate) fn wrote(&self, namespace: &str, name: &str, mut object: CachedService) {
         slim_service(&mut object);
         if let Ok(mut written) = self.written.lock() {
             written.insert((namespace.to_owned(), name.to_owned()), Arc::new(object));
@@ -170,11 +173,12 @@ impl KnativeCache {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::types::{Revision, Service};
+    use serde_json::json;
 
-    fn full_service() -> DynamicObject {
-        serde_json::from_value(json!({
+    use super::*;
+
+    fn full_service() -> serde_json::Value {
+        json!({
             "apiVersion": "serving.knative.dev/v1", "kind": "Service",
             "metadata": {
                 "name": "podinfo", "namespace": "test", "uid": "u1", "resourceVersion": "42", "generation": 3,
@@ -193,50 +197,38 @@ mod tests {
                 "traffic": [{"revisionName": "podinfo-00001", "percent": 90}, {"revisionName": "podinfo-00002", "percent": 10, "tag": "canary", "url": "http://canary-podinfo.test"}],
                 "conditions": [{"type": "Ready", "status": "True"}, {"type": "RoutesReady", "status": "False", "reason": "RevisionMissing", "message": "gone"}]
             }
-        }))
-        .expect("service")
-    }
-
-    fn decoded<T: serde::de::DeserializeOwned>(obj: &DynamicObject) -> T {
-        serde_json::from_value(serde_json::to_value(obj).expect("json")).expect("decode")
+        })
     }
 
     #[test]
-    fn a_slim_service_reads_the_same_and_is_smaller() {
+    fn a_cached_slim_service_reads_as_the_whole_one() {
         let full = full_service();
-        let mut slim = full.clone();
-        slim_service(&mut slim);
+        let mut cached: CachedService = serde_json::from_value(full.clone()).expect("cached");
+        slim_service(&mut cached);
         // The router reads one annotation; everything else it reads is kept whole.
-        let mut read = decoded::<Service>(&full);
+        let mut read: Service = serde_json::from_value(full).expect("whole");
         read.metadata
             .annotations
             .retain(|k, _| k == crate::patches::PRIMARY_ANNOTATION);
-        assert_eq!(decoded::<Service>(&slim), read);
-        let size = |o: &DynamicObject| serde_json::to_string(o).expect("json").len();
-        assert!(size(&slim) < size(&full), "{} vs {}", size(&slim), size(&full));
-        assert!(slim.data.pointer("/spec/template").is_none());
-        assert!(slim.data.pointer("/status/address").is_none());
-        assert!(slim.metadata.managed_fields.is_none());
+        assert_eq!(Service::from(&cached), read);
+        assert!(cached.metadata.managed_fields.is_none());
     }
 
     #[test]
-    fn a_slim_revision_reads_the_same() {
-        let full: DynamicObject = serde_json::from_value(json!({
+    fn a_cached_slim_revision_reads_as_the_whole_one() {
+        let full = json!({
             "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
             "metadata": {"name": "podinfo-00002", "namespace": "test", "labels": {"serving.knative.dev/service": "podinfo"},
                 "ownerReferences": [{"apiVersion": "serving.knative.dev/v1", "kind": "Configuration", "name": "podinfo", "uid": "u"}]},
             "spec": {"containers": [{"image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]},
             "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "ContainerMissing", "message": "no image"}],
                 "containerStatuses": [{"name": "user-container"}]}
-        }))
-        .expect("revision");
-        let mut slim = full.clone();
-        slim_revision(&mut slim);
-        assert_eq!(decoded::<Revision>(&slim), decoded::<Revision>(&full));
-        assert_eq!(
-            decoded::<Revision>(&slim).readiness(),
-            decoded::<Revision>(&full).readiness()
-        );
-        assert!(slim.data.get("spec").is_none());
+        });
+        let mut cached: CachedRevision = serde_json::from_value(full.clone()).expect("cached");
+        slim_revision(&mut cached);
+        let read: Revision = serde_json::from_value(full).expect("whole");
+        assert_eq!(Revision::from(&cached), read);
+        assert_eq!(Revision::from(&cached).readiness(), read.readiness());
+        assert!(cached.metadata.owner_references.is_none());
     }
 }

@@ -12,14 +12,14 @@ use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use kube::{
     Api, Client,
-    api::{DynamicObject, Patch, PatchParams},
+    api::{Patch, PatchParams},
 };
 use serde_json::Value;
 use serin_core::{Readiness, Revision as CoreRevision, TrafficSplit, World};
 
 use crate::{
     KnativeCache, Observed, Router, RouterError, Target,
-    cache::{revision_resource, service_resource},
+    cache::{CachedRevision, CachedService, revision_resource, service_resource},
     patches,
     types::{Revision, Service, condition},
 };
@@ -34,15 +34,18 @@ pub struct KnativeRouter {
     cache: Option<KnativeCache>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(t: &Target, obj: &DynamicObject, what: &str) -> Result<T, RouterError> {
-    let value = serde_json::to_value(obj).map_err(|e| RouterError::Malformed {
-        service: t.display(),
-        problem: e.to_string(),
-    })?;
-    serde_json::from_value(value).map_err(|e| RouterError::Malformed {
-        service: t.display(),
-        problem: format!("{what}: {e}"),
-    })
+/// An API error as a router error: a body that does not decode is malformed, not transient.
+fn api_error(t: &Target, what: &str, source: kube::Error) -> RouterError {
+    match source {
+        kube::Error::SerdeError(e) => RouterError::Malformed {
+            service: t.display(),
+            problem: format!("{what}: {e}"),
+        },
+        source => RouterError::Api {
+            service: t.display(),
+            source,
+        },
+    }
 }
 
 impl KnativeRouter {
@@ -72,11 +75,11 @@ impl KnativeRouter {
         self
     }
 
-    fn services(&self, namespace: &str) -> Api<DynamicObject> {
+    fn services(&self, namespace: &str) -> Api<CachedService> {
         Api::namespaced_with(self.client.clone(), namespace, &service_resource())
     }
 
-    fn revisions(&self, namespace: &str) -> Api<DynamicObject> {
+    fn revisions(&self, namespace: &str) -> Api<CachedRevision> {
         Api::namespaced_with(self.client.clone(), namespace, &revision_resource())
     }
 
@@ -88,29 +91,23 @@ impl KnativeRouter {
             .filter(|_| !fresh)
             .and_then(|c| c.service(&t.namespace, &t.name));
         if let Some(obj) = cached {
-            return decode(t, &obj, "service");
+            return Ok(Service::from(obj.as_ref()));
         }
         match self.services(&t.namespace).get_opt(&t.name).await {
-            Ok(Some(obj)) => decode(t, &obj, "service"),
+            Ok(Some(obj)) => Ok(Service::from(&obj)),
             Ok(None) => Err(RouterError::NotFound(t.display())),
-            Err(source) => Err(RouterError::Api {
-                service: t.display(),
-                source,
-            }),
+            Err(source) => Err(api_error(t, "service", source)),
         }
     }
 
     async fn revision(&self, t: &Target, name: &str) -> Result<Option<Revision>, RouterError> {
         if let Some(obj) = self.cache.as_ref().and_then(|c| c.revision(&t.namespace, name)) {
-            return decode(t, &obj, &format!("revision {name}")).map(Some);
+            return Ok(Some(Revision::from(obj.as_ref())));
         }
         match self.revisions(&t.namespace).get_opt(name).await {
-            Ok(Some(obj)) => decode(t, &obj, &format!("revision {name}")).map(Some),
+            Ok(Some(obj)) => Ok(Some(Revision::from(&obj))),
             Ok(None) => Ok(None),
-            Err(source) => Err(RouterError::Api {
-                service: t.display(),
-                source,
-            }),
+            Err(source) => Err(api_error(t, &format!("revision {name}"), source)),
         }
     }
 
@@ -151,10 +148,7 @@ impl KnativeRouter {
                         message: status.message.clone(),
                     })
                 }
-                Err(source) => Err(RouterError::Api {
-                    service: t.display(),
-                    source,
-                }),
+                Err(source) => Err(api_error(t, "service", source)),
             }
         };
         let policy = ExponentialBuilder::default()

@@ -18,7 +18,7 @@ pub mod patches;
 mod router;
 pub mod types;
 
-pub use cache::{KnativeCache, KnativeCacheWriter};
+pub use cache::{CachedRevision, CachedService, KnativeCache, KnativeCacheWriter};
 pub use knative::KnativeRouter;
 #[cfg(feature = "mock")]
 pub use router::MockRouter;

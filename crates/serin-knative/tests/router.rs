@@ -389,12 +389,12 @@ fn spawn_reflectors(client: kube::Client, writer: serin_knative::KnativeCacheWri
     use kube::runtime::{WatchStreamExt, watcher};
     use serin_knative::cache::{revision_resource, service_resource};
     let services = watcher(
-        Api::<DynamicObject>::namespaced_with(client.clone(), "test", &service_resource()),
+        Api::<serin_knative::CachedService>::namespaced_with(client.clone(), "test", &service_resource()),
         watcher::Config::default(),
     )
     .reflect(writer.services);
     let revisions = watcher(
-        Api::<DynamicObject>::namespaced_with(client, "test", &revision_resource()),
+        Api::<serin_knative::CachedRevision>::namespaced_with(client, "test", &revision_resource()),
         watcher::Config::default(),
     )
     .reflect(writer.revisions);

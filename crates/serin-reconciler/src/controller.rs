@@ -7,7 +7,6 @@ use std::{future::Future, sync::Arc};
 use futures::StreamExt;
 use kube::{
     Api,
-    api::DynamicObject,
     runtime::{
         Controller, WatchStreamExt,
         reflector::{ObjectRef, Store},
@@ -15,7 +14,10 @@ use kube::{
     },
 };
 use serin_api::Canary;
-use serin_knative::cache::{revision_resource, service_resource, slim_revision, slim_service};
+use serin_knative::{
+    CachedRevision, CachedService,
+    cache::{revision_resource, service_resource, slim_revision, slim_service},
+};
 
 use crate::{
     Context,
@@ -58,7 +60,7 @@ fn canaries_for(
 /// Runs the controller until `shutdown` completes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let (canaries, services, revisions): (Api<Canary>, Api<DynamicObject>, Api<DynamicObject>) =
+    let (canaries, services, revisions): (Api<Canary>, Api<CachedService>, Api<CachedRevision>) =
         match &ctx.config.namespace {
             Some(ns) => (
                 Api::namespaced(client.clone(), ns),
