@@ -4,8 +4,9 @@
 //! the API emulator process (Knative simulator attached, no traffic router), with metrics
 //! served by a stub Prometheus in this process. Reports the step lag p50/p99 (actual minus
 //! planned step time, from the controller's `serin_step_lag_seconds`), the controller's CPU
-//! seconds and peak RSS, and API requests per analysis step per Canary (from the emulator's
-//! counters). Writes `target/bench/scale-N.json`.
+//! seconds (in all, and as cores used during the rollout) and peak RSS, and API requests per
+//! analysis step per Canary (from the emulator's counters, by verb and resource in the JSON).
+//! Writes `target/bench/scale-N.json`. `SERIN_SCALE_CONTROLLER_ARGS` adds controller flags.
 
 use std::{
     io::{Read, Write},
@@ -200,6 +201,7 @@ async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
     let initialized = wait_all("Initialized", Duration::from_secs(300)).await?;
     let (_, rss_after_init_kib) = proc_stats(pid);
     let requests_before = api_requests(&api_addr);
+    let (cpu_before_rollout, _) = proc_stats(pid);
     let started = Instant::now();
     let patch =
         json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/app:2"}]);
@@ -253,6 +255,7 @@ async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
         "stepLagP50Seconds": quantile(&metrics, "serin_step_lag_seconds", 0.5),
         "stepLagP99Seconds": quantile(&metrics, "serin_step_lag_seconds", 0.99),
         "controllerCpuSeconds": cpu,
+        "controllerCoresDuringRollout": (cpu - cpu_before_rollout) / elapsed.as_secs_f64(),
         "controllerPeakRssMiB": rss_kib as f64 / 1024.0,
         "controllerPeakRssAfterInitMiB": rss_after_init_kib as f64 / 1024.0,
         "interval": interval,
@@ -304,21 +307,22 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>15}",
-        "canaries", "interval", "succeeded", "lag p50", "lag p99", "cpu s", "rss MiB", "API req/step"
+        "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>7} {:>9} {:>15}",
+        "canaries", "interval", "succeeded", "lag p50", "lag p99", "cpu s", "cores", "rss MiB", "API req/step"
     );
     for (n, interval) in sizes {
         match rt.block_on(run(n, &interval)) {
             Ok(r) => {
                 let secs = |k: &str| r[k].as_f64().map_or("n/a".into(), |v| format!("<= {v}s"));
                 println!(
-                    "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9.1} {:>9.1} {:>15.2}",
+                    "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9.1} {:>7.2} {:>9.1} {:>15.2}",
                     n,
                     interval,
                     r["succeeded"],
                     secs("stepLagP50Seconds"),
                     secs("stepLagP99Seconds"),
                     r["controllerCpuSeconds"].as_f64().unwrap_or(0.0),
+                    r["controllerCoresDuringRollout"].as_f64().unwrap_or(0.0),
                     r["controllerPeakRssMiB"].as_f64().unwrap_or(0.0),
                     r["apiRequestsPerStepPerCanary"].as_f64().unwrap_or(0.0)
                 );
