@@ -34,7 +34,10 @@ fn help_lists_every_documented_flag_with_its_environment_variable() {
 fn bad_values_are_reported_without_a_panic() {
     let (code, _, stderr) = controller(&["--lease-duration", "soon"]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("invalid value 'soon' for '--lease-duration"), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'soon' for '--lease-duration"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let (code, _, stderr) = controller(&["--log-level", "info", "--kube-server", "not a url"]);
     assert_ne!(code, 0);
