@@ -1,10 +1,7 @@
 //! The Knative Serving implementation of [`Router`].
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -115,7 +112,7 @@ impl KnativeRouter {
     /// GET after a conflict) and writes it; retries on 409 with a bounded backoff; an admission
     /// refusal is returned as is.
     async fn write(&self, t: &Target, build: impl Fn(&str) -> Value + Send + Sync) -> Result<(), RouterError> {
-        let attempts = Arc::new(AtomicUsize::new(0));
+        let attempts = AtomicUsize::new(0);
         let attempt = || async {
             let fresh = attempts.fetch_add(1, Ordering::Relaxed) > 0;
             let service = self.service(t, fresh).await?;

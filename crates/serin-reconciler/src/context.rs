@@ -182,13 +182,9 @@ impl Context {
         self
     }
 
-    /// The cache writers, once, for the controller to feed.
-    pub(crate) fn take_knative_cache(&self) -> KnativeCacheWriter {
-        self.knative_cache
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .unwrap_or_else(|| serin_knative::KnativeCache::new().1)
+    /// The cache writers, once, for the controller to feed (`None`: nobody reads a cache).
+    pub(crate) fn take_knative_cache(&self) -> Option<KnativeCacheWriter> {
+        self.knative_cache.lock().ok().and_then(|mut slot| slot.take())
     }
 
     /// The provider for a Canary's built-in metrics: its `metricsServer`, or the default.

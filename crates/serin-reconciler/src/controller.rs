@@ -78,17 +78,24 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let _ = ctx.store.set(store.clone());
     let (by_service, index_s) = (store.clone(), ctx.targets.clone());
     let (by_revision, index_r) = (store.clone(), ctx.targets.clone());
-    let caches = ctx.take_knative_cache();
-    let services = watcher(services, watcher::Config::default())
-        .default_backoff()
-        .modify(slim_service)
-        .reflect(caches.services)
-        .touched_objects();
-    let revisions = watcher(revisions, watcher::Config::default())
-        .default_backoff()
-        .modify(slim_revision)
-        .reflect(caches.revisions)
-        .touched_objects();
+    // The watches fill the router's caches when it reads them; otherwise they only trigger.
+    let services = watcher(services, watcher::Config::default()).default_backoff();
+    let revisions = watcher(revisions, watcher::Config::default()).default_backoff();
+    let (services, revisions) = match ctx.take_knative_cache() {
+        Some(caches) => (
+            services
+                .modify(slim_service)
+                .reflect(caches.services)
+                .touched_objects()
+                .boxed(),
+            revisions
+                .modify(slim_revision)
+                .reflect(caches.revisions)
+                .touched_objects()
+                .boxed(),
+        ),
+        None => (services.touched_objects().boxed(), revisions.touched_objects().boxed()),
+    };
     controller
         .watches_stream_with(
             services,
