@@ -50,24 +50,43 @@ impl Default for Config {
 /// duplicate owners do not scan every Canary.
 #[derive(Default)]
 pub struct TargetIndex {
-    by_target: Mutex<HashMap<(String, String), std::collections::BTreeSet<String>>>,
-    target_of: Mutex<HashMap<(String, String), String>>,
+    maps: Mutex<TargetMaps>,
+}
+
+/// Both directions, kept together under one lock.
+#[derive(Default)]
+struct TargetMaps {
+    /// `(namespace, Service)` → Canaries.
+    by_target: HashMap<(String, String), std::collections::BTreeSet<String>>,
+    /// `(namespace, Canary)` → Service.
+    target_of: HashMap<(String, String), String>,
+}
+
+impl TargetMaps {
+    fn remove(&mut self, namespace: &str, canary: &str) {
+        let Some(target) = self.target_of.remove(&(namespace.to_owned(), canary.to_owned())) else {
+            return;
+        };
+        let key = (namespace.to_owned(), target);
+        if let Some(set) = self.by_target.get_mut(&key) {
+            set.remove(canary);
+            if set.is_empty() {
+                self.by_target.remove(&key);
+            }
+        }
+    }
 }
 
 impl TargetIndex {
     /// Records that Canary `namespace/canary` targets Service `target`.
     pub fn record(&self, namespace: &str, canary: &str, target: &str) {
-        let (Ok(mut by_target), Ok(mut target_of)) = (self.by_target.lock(), self.target_of.lock()) else {
+        let Ok(mut maps) = self.maps.lock() else {
             return;
         };
-        let key = (namespace.to_owned(), canary.to_owned());
-        if let Some(old) = target_of.insert(key, target.to_owned())
-            && old != target
-            && let Some(set) = by_target.get_mut(&(namespace.to_owned(), old))
-        {
-            set.remove(canary);
-        }
-        by_target
+        maps.remove(namespace, canary);
+        maps.target_of
+            .insert((namespace.to_owned(), canary.to_owned()), target.to_owned());
+        maps.by_target
             .entry((namespace.to_owned(), target.to_owned()))
             .or_default()
             .insert(canary.to_owned());
@@ -75,26 +94,19 @@ impl TargetIndex {
 
     /// Forgets Canary `namespace/canary` (deleted).
     pub fn forget(&self, namespace: &str, canary: &str) {
-        let (Ok(mut by_target), Ok(mut target_of)) = (self.by_target.lock(), self.target_of.lock()) else {
-            return;
-        };
-        if let Some(target) = target_of.remove(&(namespace.to_owned(), canary.to_owned()))
-            && let Some(set) = by_target.get_mut(&(namespace.to_owned(), target.clone()))
-        {
-            set.remove(canary);
-            if set.is_empty() {
-                by_target.remove(&(namespace.to_owned(), target));
-            }
+        if let Ok(mut maps) = self.maps.lock() {
+            maps.remove(namespace, canary);
         }
     }
 
     /// The Canaries known to target Service `namespace/target`.
     pub fn canaries(&self, namespace: &str, target: &str) -> Vec<String> {
-        self.by_target
+        self.maps
             .lock()
             .ok()
             .and_then(|m| {
-                m.get(&(namespace.to_owned(), target.to_owned()))
+                m.by_target
+                    .get(&(namespace.to_owned(), target.to_owned()))
                     .map(|s| s.iter().cloned().collect())
             })
             .unwrap_or_default()

@@ -36,14 +36,19 @@ fn service_of(revision: &Value, label: &str) -> Option<Key> {
     ))
 }
 
+/// The object of a watch event and whether it was deleted; `None` for list markers.
+fn object_of(event: Event<DynamicObject>) -> Option<(DynamicObject, bool)> {
+    match event {
+        Event::Apply(o) | Event::InitApply(o) => Some((o, false)),
+        Event::Delete(o) => Some((o, true)),
+        Event::Init | Event::InitDone => None,
+    }
+}
+
 impl SimCache {
     /// Records a Service watch event; returns the Service to reconcile.
     pub fn service_event(&self, event: Event<DynamicObject>) -> Option<Key> {
-        let (obj, deleted) = match event {
-            Event::Apply(o) | Event::InitApply(o) => (o, false),
-            Event::Delete(o) => (o, true),
-            Event::Init | Event::InitDone => return None,
-        };
+        let (obj, deleted) = object_of(event)?;
         let key = key_of(&obj);
         let mut services = self.services.lock().ok()?;
         if deleted {
@@ -56,11 +61,7 @@ impl SimCache {
 
     /// Records a Revision watch event; returns its Service to reconcile.
     pub fn revision_event(&self, event: Event<DynamicObject>, label: &str) -> Option<Key> {
-        let (obj, deleted) = match event {
-            Event::Apply(o) | Event::InitApply(o) => (o, false),
-            Event::Delete(o) => (o, true),
-            Event::Init | Event::InitDone => return None,
-        };
+        let (obj, deleted) = object_of(event)?;
         let value = serde_json::to_value(&obj).ok()?;
         let service = service_of(&value, label)?;
         let name = obj.metadata.name.clone().unwrap_or_default();

@@ -232,12 +232,12 @@ impl Simulator {
     }
 
     /// The Service: as last seen by the watch, else a GET.
-    async fn service(&self, key: &Key) -> Result<Option<Value>, kube::Error> {
+    async fn service(&self, key: &Key) -> Result<Option<Arc<Value>>, kube::Error> {
         if let Some(s) = self.cache.service(key) {
-            return Ok(Some(s.as_ref().clone()));
+            return Ok(Some(s));
         }
         let found = self.services(&key.0).get_opt(&key.1).await?;
-        Ok(found.map(|s| serde_json::to_value(&s).unwrap_or_default()))
+        Ok(found.map(|s| Arc::new(serde_json::to_value(&s).unwrap_or_default())))
     }
 
     /// The Revisions of a Service: from the watch once it has listed everything, else a LIST.
