@@ -72,7 +72,7 @@ impl Router for InMemoryRouter {
         Ok(())
     }
 
-    async fn revert(&self, _: &Target) -> Result<(), RouterError> {
+    async fn release(&self, _: &Target, _: Option<String>) -> Result<(), RouterError> {
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub use canary::{
     Canary, CanaryAnalysis, CanaryMetric, CanarySpec, CanaryThresholdRange, CanaryWebhook, CrossNamespaceRef, TargetRef,
 };
 pub use documents::{CanaryDocument, YamlError, canaries_in};
-pub use status::{CanaryCondition, CanaryStatus, LastDecision, parse_time, revision_digest, rfc3339};
+pub use status::{CanaryCondition, CanaryStatus, LastDecision, parse_time, rfc3339};
 pub use template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
 pub use validate::{
     DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT, InvalidCanary,

@@ -6,7 +6,7 @@
 use k8s_openapi::jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serin_core::{Explanation, Phase, RolloutStatus, Time};
+use serin_core::{Explanation, FlaggerRecord, Phase, RolloutStatus, Time, flagger::revision_hash};
 
 /// `Canary.status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -24,10 +24,12 @@ pub struct CanaryStatus {
     /// Blue/green iterations passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterations: Option<i64>,
-    /// Digest of the revision under analysis (Flagger-compatible).
+    /// Flagger's hash of the revision under analysis, or of the last one analysed (Flagger's
+    /// algorithm, so Flagger reads a status Serin wrote; Serin reads it only to adopt a status
+    /// Flagger wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_spec: Option<String>,
-    /// Digest of the last promoted revision (Flagger-compatible).
+    /// Flagger's hash of the last promoted revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_promoted_spec: Option<String>,
     /// When phase, weight, failed checks or iterations last changed (RFC 3339).
@@ -126,16 +128,6 @@ pub fn parse_time(text: &str) -> Option<Time> {
         .map(|t| Time::from_millis(t.as_millisecond()))
 }
 
-/// A stable digest of a revision name, like Flagger's `lastAppliedSpec` (FNV-1a 32, hex).
-pub fn revision_digest(revision: &str) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in revision.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    format!("{hash:08x}")
-}
-
 fn clamp_u8(v: Option<i64>) -> u8 {
     u8::try_from(v.unwrap_or(0).clamp(0, 100)).unwrap_or(0)
 }
@@ -160,6 +152,19 @@ impl CanaryStatus {
             canary_unready_since: t(&self.canary_unready_since),
             next_step_at: t(&self.next_step_at),
             last_transition_at: t(&self.last_transition_time),
+            flagger: self.flagger_record(),
+        }
+    }
+
+    /// Flagger's hashes, when this status was written by Flagger (it has no revision names).
+    fn flagger_record(&self) -> FlaggerRecord {
+        if self.primary_revision.is_some() || self.canary_revision.is_some() {
+            return FlaggerRecord::default();
+        }
+        let nonempty = |v: &Option<String>| v.clone().filter(|h| !h.is_empty());
+        FlaggerRecord {
+            last_applied: nonempty(&self.last_applied_spec),
+            last_promoted: nonempty(&self.last_promoted_spec),
         }
     }
 
@@ -177,8 +182,8 @@ impl CanaryStatus {
             .canary_revision
             .as_deref()
             .or(r.primary_revision.as_deref())
-            .map(revision_digest);
-        self.last_promoted_spec = r.primary_revision.as_deref().map(revision_digest);
+            .map(revision_hash);
+        self.last_promoted_spec = r.primary_revision.as_deref().map(revision_hash);
         self.rollout_started_at = t(r.rollout_started_at);
         self.analysis_started_at = t(r.analysis_started_at);
         self.canary_unready_since = t(r.canary_unready_since);
@@ -247,6 +252,7 @@ mod tests {
             canary_unready_since: None,
             next_step_at: Some(Time::from_millis(1_700_000_016_000)),
             last_transition_at: Some(Time::from_millis(1_700_000_015_000)),
+            flagger: FlaggerRecord::default(),
         };
         let mut status = CanaryStatus::default();
         status.apply_rollout(&rollout, "Service", Time::from_millis(1_700_000_015_000));
@@ -254,6 +260,9 @@ mod tests {
         assert_eq!(status.last_transition_time.as_deref(), Some("2023-11-14T22:13:35Z"));
         assert_eq!(status.conditions[0].status, "Unknown");
         assert_eq!(status.conditions[0].message.as_deref(), Some("Waiting for approval."));
+        // Flagger's own hashes (values from Flagger's Go code, testdata/flagger/revision-hashes.tsv).
+        assert_eq!(status.last_applied_spec.as_deref(), Some("547d5765b7"));
+        assert_eq!(status.last_promoted_spec.as_deref(), Some("5498f4fcd6"));
     }
 
     #[test]
@@ -290,5 +299,7 @@ mod tests {
         let rollout = status.to_rollout();
         assert_eq!(rollout.phase, Phase::Succeeded);
         assert_eq!(rollout.primary_revision, None);
+        assert_eq!(rollout.flagger.last_applied.as_deref(), Some("5d8c8f9b4"));
+        assert_eq!(rollout.flagger.last_promoted.as_deref(), Some("5d8c8f9b4"));
     }
 }

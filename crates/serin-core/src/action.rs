@@ -26,8 +26,14 @@ pub enum Action {
         /// The phase to send in the payload.
         phase: Phase,
     },
-    /// Give routing back to Knative (`latestRevision: true`, 100%) and forget the primary.
-    Revert,
+    /// Stop managing the target (`revertOnDeletion`): forget the primary and drop Serin's tags.
+    /// `pin: None` hands routing back to Knative (`latestRevision: true`, 100%); `pin: Some(rev)`
+    /// keeps 100% on `rev`, for when the latest Ready revision is not the primary (after a
+    /// rollback, or mid-analysis) and following it would route users to an unpromoted revision.
+    Release {
+        /// The revision that keeps 100% of traffic, if routing is not handed back to Knative.
+        pin: Option<String>,
+    },
     /// Record a Kubernetes event.
     Event(Event),
     /// Record a metric value (for the `flagger_canary_metric_analysis` gauge).

@@ -7,7 +7,7 @@
 //! depends only on (plan, status, observation, now).
 
 use crate::{
-    Action, CheckRequest, CheckVerdict, Decision, Event, Explanation, HookKind, HookOutcome, Observation, Phase, Plan,
+    Action, CheckRequest, World, messages, CheckVerdict, Decision, Event, Explanation, HookKind, HookOutcome, Observation, Phase, Plan,
     RolloutStatus, Severity, Time, TrafficSplit, Verdict,
 };
 
@@ -31,16 +31,43 @@ pub fn step(plan: &Plan, status: &RolloutStatus, obs: &Observation, now: Time) -
     }
 }
 
-/// The decision for a Canary being deleted with `revertOnDeletion`: give routing back to Knative.
-pub fn finalize(plan: &Plan, status: &RolloutStatus, now: Time) -> Decision {
-    let obs = Observation::default();
+/// The decision for a Canary being deleted with `revertOnDeletion`: stop managing the target
+/// without ever sending traffic to a revision that is not the primary. When the latest Ready
+/// revision is the primary, routing goes back to Knative's default (`latestRevision`, 100%);
+/// otherwise (after a rollback, or mid-analysis) 100% stays pinned on the primary and a Warning
+/// says how to follow the latest revision again.
+pub fn finalize(plan: &Plan, status: &RolloutStatus, world: &World, now: Time) -> Decision {
+    let obs = Observation::of(world.clone());
     let mut tick = Tick::new(plan, status, &obs, now);
-    tick.event(Severity::Normal, format!("Terminating canary {}", plan.canary_ref()));
-    tick.actions.push(Action::Revert);
-    tick.event(Severity::Normal, format!("Terminated canary {}", plan.canary_ref()));
+    tick.event(Severity::Normal, messages::terminating(plan));
+    let primary = status
+        .primary_revision
+        .clone()
+        .or_else(|| world.primary.as_ref().map(|r| r.name.clone()));
+    match primary {
+        None => {
+            tick.summary("routing left as it is: Serin never took it over".into());
+        }
+        Some(primary) if world.latest_ready.as_deref() == Some(primary.as_str()) => {
+            tick.actions.push(Action::Release { pin: None });
+            tick.summary(format!(
+                "routing given back to Knative (latestRevision 100%, which is primary {primary})"
+            ));
+        }
+        Some(primary) => {
+            tick.actions.push(Action::Release {
+                pin: Some(primary.clone()),
+            });
+            let latest = world.latest_ready.as_deref().unwrap_or("none");
+            tick.event(Severity::Warning, messages::pinned_on_deletion(plan, &primary, latest));
+            tick.summary(format!(
+                "traffic pinned to primary {primary} (the latest Ready revision {latest} is not the primary)"
+            ));
+        }
+    }
+    tick.event(Severity::Normal, messages::terminated(plan));
     tick.status.phase = Phase::Terminating;
     tick.status.next_step_at = None;
-    tick.summary("routing given back to Knative (latestRevision 100%)".into());
     tick.finish()
 }
 
@@ -74,16 +101,12 @@ impl<'a> Tick<'a> {
     }
 
     fn run(&mut self) -> Flow {
-        if self.status.primary_revision.is_none() && self.status.phase != Phase::Initializing {
-            // Status lost its primary (edited by hand, or written by an older controller):
-            // trust the router's record, or start over.
-            match &self.obs.world.primary {
-                Some(primary) => self.status.primary_revision = Some(primary.name.clone()),
-                None => self.status.phase = Phase::Initializing,
-            }
-        }
         if self.plan.suspend {
             return self.suspended();
+        }
+        if self.status.primary_revision.is_none() && self.status.phase != Phase::Initializing {
+            // A status without Serin's revision names: written by Flagger, or edited by hand.
+            return self.adopt();
         }
         match self.status.phase {
             Phase::Initializing => self.initialize(),
@@ -106,7 +129,7 @@ impl<'a> Tick<'a> {
         Ok(())
     }
 
-    fn initialize(&mut self) -> Flow {
+    pub(crate) fn initialize(&mut self) -> Flow {
         let world = &self.obs.world;
         let primary = world
             .primary
@@ -145,7 +168,7 @@ impl<'a> Tick<'a> {
     }
 
     /// Stable phases: start a rollout when a revision newer than the primary appears.
-    fn detect(&mut self) -> Flow {
+    pub(crate) fn detect(&mut self) -> Flow {
         let Some(latest) = self.obs.world.latest_created.clone() else {
             self.summary("Knative reports no revision".into());
             return Ok(());

@@ -13,6 +13,7 @@
 //! - [`step`]: the decision for one reconcile; [`Step::Need`] asks for checks first.
 //! - [`Decision`], [`Action`], [`Explanation`]: what to do and why.
 //! - [`sim`]: a simulated world with a virtual clock.
+//! - [`flagger`]: Flagger's revision hashes, read when adopting a Canary Flagger managed.
 //! - [`schedule`]: the schedule of a plan and the estimated promotion time, computed by simulation.
 //!
 //! # Embedding
@@ -29,8 +30,11 @@
 //! ```
 
 mod action;
+mod adopt;
 mod engine;
+pub mod flagger;
 mod judge;
+mod messages;
 mod observe;
 mod plan;
 mod rollout;
@@ -41,6 +45,7 @@ mod time;
 
 pub use action::{Action, CheckVerdict, Decision, Event, Explanation, Severity, TrafficSplit, Verdict};
 pub use engine::{Step, finalize, step};
+pub use flagger::FlaggerRecord;
 pub use judge::{Judgement, judge};
 pub use observe::{CheckRequest, HookOutcome, MetricOutcome, Observation, Readiness, Revision, World};
 pub use plan::{Hook, HookKind, MetricCheck, MetricKind, Plan, Strategy, ThresholdRange};

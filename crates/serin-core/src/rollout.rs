@@ -343,7 +343,7 @@ impl Tick<'_> {
         self.schedule_next();
     }
 
-    fn complete_promotion(&mut self, canary: &str, analysed: bool) {
+    pub(crate) fn complete_promotion(&mut self, canary: &str, analysed: bool) {
         self.actions.push(Action::Promote {
             revision: canary.to_owned(),
         });

@@ -127,14 +127,16 @@ impl SimWorld {
                     (split.canary.clone(), split.canary_weight),
                 ];
             }
-            Action::Revert => {
+            Action::Release { pin } => {
                 self.primary = None;
-                self.traffic = self
-                    .revisions
-                    .last()
-                    .map(|r| (r.name.clone(), 100))
-                    .into_iter()
-                    .collect();
+                let latest_ready = || {
+                    self.revisions
+                        .iter()
+                        .rev()
+                        .find(|r| r.readiness == Readiness::Ready)
+                        .map(|r| r.name.clone())
+                };
+                self.traffic = pin.clone().or_else(latest_ready).map(|r| (r, 100)).into_iter().collect();
             }
             Action::CallHooks { .. } | Action::Event(_) | Action::RecordMetric { .. } => {}
         }
@@ -154,6 +156,8 @@ pub enum Happening {
     Initialized(String),
     /// Metrics were queried (one analysis step).
     MetricsQueried,
+    /// Routing was released (`revertOnDeletion`): pinned to a revision, or handed to Knative.
+    Released(Option<String>),
 }
 
 /// The engine plus a simulated world and a virtual clock.
@@ -191,6 +195,30 @@ impl<R: Responder> Simulation<R> {
         }
     }
 
+    /// Runs the deletion of the Canary (`revertOnDeletion`) at the current time.
+    pub fn delete(&mut self) -> Decision {
+        let decision = crate::finalize(&self.plan, &self.status, &self.world.observe(), self.now);
+        self.record(&decision);
+        decision
+    }
+
+    fn record(&mut self, decision: &Decision) {
+        for action in &decision.actions {
+            self.world.apply(action);
+            let happening = match action {
+                Action::Event(e) => Happening::Event(e.clone()),
+                Action::SetTraffic(split) => Happening::Traffic(split.clone()),
+                Action::Promote { revision } => Happening::Promoted(revision.clone()),
+                Action::Initialize { primary } => Happening::Initialized(primary.clone()),
+                Action::Release { pin } => Happening::Released(pin.clone()),
+                _ => continue,
+            };
+            self.log.push((self.now, happening));
+        }
+        self.status = decision.status.clone();
+        self.wake_at = decision.wake_at;
+    }
+
     /// Runs one step at the current time, as a reconcile triggered by a change would.
     pub fn step_now(&mut self) -> Decision {
         let mut obs = Observation::of(self.world.observe());
@@ -219,19 +247,7 @@ impl<R: Responder> Simulation<R> {
                 }
             }
         };
-        for action in &decision.actions {
-            self.world.apply(action);
-            let happening = match action {
-                Action::Event(e) => Happening::Event(e.clone()),
-                Action::SetTraffic(split) => Happening::Traffic(split.clone()),
-                Action::Promote { revision } => Happening::Promoted(revision.clone()),
-                Action::Initialize { primary } => Happening::Initialized(primary.clone()),
-                _ => continue,
-            };
-            self.log.push((self.now, happening));
-        }
-        self.status = decision.status.clone();
-        self.wake_at = decision.wake_at;
+        self.record(&decision);
         decision
     }
 

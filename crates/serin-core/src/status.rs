@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Time;
+use crate::{FlaggerRecord, Time};
 
 /// Canary phases, with Flagger's names (reference §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -150,6 +150,10 @@ pub struct RolloutStatus {
     pub next_step_at: Option<Time>,
     /// When phase, weight, failed checks or iterations last changed.
     pub last_transition_at: Option<Time>,
+    /// Flagger's hashes, when the status was written by Flagger (no revision names in it):
+    /// read once, when Serin adopts the Canary, and then dropped.
+    #[serde(default, skip_serializing_if = "FlaggerRecord::is_empty")]
+    pub flagger: FlaggerRecord,
 }
 
 impl RolloutStatus {

@@ -237,7 +237,7 @@ impl Router for KnativeRouter {
         self.write(t, |rv| patches::promote(revision, rv)).await
     }
 
-    async fn revert(&self, t: &Target) -> Result<(), RouterError> {
-        self.write(t, patches::revert).await
+    async fn release(&self, t: &Target, pin: Option<String>) -> Result<(), RouterError> {
+        self.write(t, |rv| patches::release(pin.as_deref(), rv)).await
     }
 }

@@ -1,5 +1,5 @@
 //! Pure builders of the JSON merge patches Serin writes to a Knative Service. Each names the
-//! revisions explicitly (never `latestRevision: true` while Serin routes), carries the
+//! revisions explicitly (`latestRevision: true` only when routing is handed back to Knative), carries the
 //! `resourceVersion` it was computed from (so a concurrent write yields 409, not a lost update),
 //! and touches only `spec.traffic` and the primary annotation.
 
@@ -51,13 +51,15 @@ pub fn promote(revision: &str, resource_version: &str) -> Value {
     )
 }
 
-/// Gives routing back to Knative: the latest ready revision gets 100%, the annotation goes.
-pub fn revert(resource_version: &str) -> Value {
-    guarded(
-        resource_version,
-        json!({PRIMARY_ANNOTATION: null}),
-        json!([{"latestRevision": true, "percent": 100}]),
-    )
+/// Stops managing the Service (`revertOnDeletion`): the annotation and Serin's tags go. With
+/// `pin: None` routing goes back to Knative (`latestRevision: true`, 100%); with `Some(rev)`,
+/// `rev` keeps 100% by name.
+pub fn release(pin: Option<&str>, resource_version: &str) -> Value {
+    let traffic = match pin {
+        None => json!([{"latestRevision": true, "percent": 100}]),
+        Some(revision) => json!([{"revisionName": revision, "percent": 100}]),
+    };
+    guarded(resource_version, json!({PRIMARY_ANNOTATION: null}), traffic)
 }
 
 #[cfg(test)]
@@ -106,9 +108,20 @@ mod tests {
     }
 
     #[test]
-    fn revert_restores_latest_revision_and_removes_the_annotation() {
+    fn release_pins_the_primary_without_tags_and_removes_the_annotation() {
         assert_eq!(
-            revert("3"),
+            release(Some("podinfo-00001"), "3"),
+            json!({
+                "metadata": {"resourceVersion": "3", "annotations": {"flagger.app/primary-revision": null}},
+                "spec": {"traffic": [{"revisionName": "podinfo-00001", "percent": 100}]}
+            })
+        );
+    }
+
+    #[test]
+    fn release_without_a_pin_restores_latest_revision_and_removes_the_annotation() {
+        assert_eq!(
+            release(None, "3"),
             json!({
                 "metadata": {"resourceVersion": "3", "annotations": {"flagger.app/primary-revision": null}},
                 "spec": {"traffic": [{"latestRevision": true, "percent": 100}]}

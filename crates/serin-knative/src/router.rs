@@ -87,6 +87,7 @@ pub trait Router: Send + Sync {
     async fn set_split(&self, target: &Target, split: &TrafficSplit) -> Result<(), RouterError>;
     /// Makes `revision` the primary with 100%.
     async fn promote(&self, target: &Target, revision: &str) -> Result<(), RouterError>;
-    /// Gives routing back to Knative (`revertOnDeletion`).
-    async fn revert(&self, target: &Target) -> Result<(), RouterError>;
+    /// Stops managing the target (`revertOnDeletion`): Knative's `latestRevision` gets 100%, or,
+    /// with `pin`, that revision keeps 100%.
+    async fn release(&self, target: &Target, pin: Option<String>) -> Result<(), RouterError>;
 }

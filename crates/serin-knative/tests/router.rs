@@ -228,13 +228,23 @@ async fn a_whole_rollout_through_knative() {
         Some(&json!("podinfo-00002"))
     );
 
-    env.router.revert(&env.target).await.expect("revert");
+    env.router
+        .release(&env.target, Some("podinfo-00001".into()))
+        .await
+        .expect("release pinned");
     let s = env.service().await;
-    assert_eq!(spec_traffic(&s), vec![json!({"latestRevision": true, "percent": 100})]);
+    assert_eq!(
+        spec_traffic(&s),
+        vec![json!({"revisionName": "podinfo-00001", "percent": 100})]
+    );
     assert!(
         s.pointer("/metadata/annotations/flagger.app~1primary-revision")
             .is_none()
     );
+
+    env.router.release(&env.target, None).await.expect("release");
+    let s = env.service().await;
+    assert_eq!(spec_traffic(&s), vec![json!({"latestRevision": true, "percent": 100})]);
 }
 
 #[tokio::test]

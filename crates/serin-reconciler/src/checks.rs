@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use serin_api::{Canary, MetricTemplate, revision_digest, webhook_timeout};
+use serin_api::{Canary, MetricTemplate, webhook_timeout};
 use serin_core::{CheckRequest, HookOutcome, MetricOutcome, Plan};
 use serin_metrics::{
     Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QueryContext, builtin_query, outcome, promql_duration,
@@ -28,7 +28,7 @@ pub fn hook_call(canary: &Canary, index: usize, phase: &str, revision: Option<&s
             name: canary.metadata.name.clone().unwrap_or_default(),
             namespace: canary.metadata.namespace.clone().unwrap_or_default(),
             phase: phase.to_owned(),
-            checksum: revision.map(revision_digest).unwrap_or_default(),
+            checksum: revision.map(serin_core::flagger::revision_hash).unwrap_or_default(),
             type_: spec.type_.clone().or_else(|| Some("rollout".into())),
             metadata: spec.metadata.clone().unwrap_or_default(),
         },

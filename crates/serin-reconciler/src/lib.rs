@@ -24,7 +24,10 @@
 //!
 //! # Layout
 //! - [`run`] (controller.rs): the Controller and its watches.
-//! - reconcile.rs: one reconcile; `reconcile` and `error_policy`.
+//! - reconcile.rs: one reconcile (`reconcile`, `error_policy`) and the execution of its actions.
+//! - status.rs: the Canary's status from a decision, written as a minimal merge patch.
+//! - notify.rs: events, event webhooks and post-rollout hooks.
+//! - finalizer.rs: `revertOnDeletion` (the finalizer and the release of the target).
 //! - checks.rs: metric queries and webhook calls for a `CheckRequest`.
 //! - [`Context`], [`Config`]: shared state and settings.
 //! - [`events::EventRecorder`], [`metrics::ControllerMetrics`].
@@ -33,13 +36,18 @@ mod checks;
 mod context;
 mod controller;
 pub mod events;
+mod finalizer;
 pub mod leader;
 pub mod metrics;
+mod notify;
 mod reconcile;
+mod status;
 
 pub use context::{Clock, Config, Context, wall_clock};
 pub use controller::run;
-pub use reconcile::{FINALIZER, error_policy, reconcile};
+pub use finalizer::FINALIZER;
+pub use reconcile::{error_policy, reconcile};
+pub use status::merge_diff;
 
 /// Resource kinds and verbs the controller uses, for RBAC checks: (group, resource, verbs).
 pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[

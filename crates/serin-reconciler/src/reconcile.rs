@@ -2,30 +2,24 @@
 
 use std::{sync::Arc, time::Duration};
 
-use kube::{
-    Api, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::controller::Action,
-};
-use serde_json::json;
-use serin_api::{Canary, CanaryStatus, LastDecision, rfc3339, validate};
-use serin_core::{
-    Action as Step, Decision, Event, HookKind, Observation, Phase, Plan, Severity, Step as EngineStep, Strategy, Time,
-    finalize, schedule::estimated_promotion, step,
-};
+use kube::{Api, ResourceExt, runtime::controller};
+use serin_api::{Canary, validate};
+use serin_core::{Action, Decision, Event, Observation, Phase, Plan, Severity, Step, Strategy, step};
 use serin_knative::{RouterError, Target};
 
-use crate::{Context, Error, checks};
+use crate::{
+    Context, Error, checks,
+    finalizer::{finalize_deletion, has_finalizer, set_finalizer},
+    notify::{post_rollout, record_event},
+    status::{reject, write_status},
+};
 
-/// The finalizer Flagger uses for `revertOnDeletion`.
-pub const FINALIZER: &str = "finalizer.flagger.app";
-
-fn key(canary: &Canary) -> String {
+pub(crate) fn key(canary: &Canary) -> String {
     format!("{}/{}", canary.namespace().unwrap_or_default(), canary.name_any())
 }
 
 /// Reconciles one Canary.
-pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<controller::Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile_inner(&canary, &ctx).await;
     let labels = crate::metrics::ResultLabels {
@@ -44,33 +38,26 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
 }
 
 /// Requeues failed reconciles: soon for transient trouble, later otherwise.
-pub fn error_policy(canary: Arc<Canary>, error: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(canary: Arc<Canary>, error: &Error, _ctx: Arc<Context>) -> controller::Action {
     tracing::warn!(canary = %key(&canary), %error, "reconcile failed");
     if error.is_transient() {
-        Action::requeue(Duration::from_secs(2))
+        controller::Action::requeue(Duration::from_secs(2))
     } else {
-        Action::requeue(Duration::from_secs(30))
+        controller::Action::requeue(Duration::from_secs(30))
     }
 }
 
-async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<controller::Action, Error> {
     let namespace = canary.namespace().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &namespace);
-    let revert = canary.spec.revert_on_deletion.unwrap_or(false);
-    let has_finalizer = canary.finalizers().iter().any(|f| f == FINALIZER);
     if canary.metadata.deletion_timestamp.is_some() {
-        return finalize_deletion(canary, ctx, &api, has_finalizer).await;
+        return finalize_deletion(canary, ctx, &api).await;
     }
-    if revert && !has_finalizer {
-        let mut finalizers = canary.finalizers().to_vec();
-        finalizers.push(FINALIZER.to_owned());
-        api.patch(
-            &canary.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
-        )
-        .await?;
-        return Ok(Action::requeue(Duration::ZERO));
+    let revert = canary.spec.revert_on_deletion.unwrap_or(false);
+    if revert != has_finalizer(canary) {
+        // The finalizer follows the flag: added when it is on, removed when it is switched off.
+        set_finalizer(&api, canary, revert).await?;
+        return Ok(controller::Action::requeue(Duration::ZERO));
     }
     let plan = match validate(canary) {
         Ok(v) => v.plan,
@@ -82,7 +69,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
                 .collect::<Vec<_>>()
                 .join("; ");
             reject(canary, ctx, &api, "InvalidSpec", &format!("invalid Canary: {message}")).await?;
-            return Ok(Action::await_change());
+            return Ok(controller::Action::await_change());
         }
     };
     ctx.targets.record(&namespace, &canary.name_any(), &plan.target_name);
@@ -92,7 +79,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
             plan.target_ref()
         );
         reject(canary, ctx, &api, "DuplicateTarget", &message).await?;
-        return Ok(Action::requeue(ctx.config.resync));
+        return Ok(controller::Action::requeue(ctx.config.resync));
     }
     let target = Target {
         namespace: namespace.clone(),
@@ -109,7 +96,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
                 &format!("Knative Service {service} not found"),
             )
             .await?;
-            return Ok(Action::requeue(Duration::from_secs(30)));
+            return Ok(controller::Action::requeue(Duration::from_secs(30)));
         }
         Err(e) => return Err(e.into()),
     };
@@ -127,8 +114,8 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
     let mut obs = Observation::of(observed.world);
     let decision = loop {
         match step(&plan, &status, &obs, now) {
-            EngineStep::Done(d) => break d,
-            EngineStep::Need(request) => {
+            Step::Done(d) => break d,
+            Step::Need(request) => {
                 let (metrics, hooks) = checks::run(ctx, canary, &plan, &request).await;
                 obs.metrics.extend(metrics);
                 obs.hooks.extend(hooks);
@@ -150,7 +137,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<Action, Error
         None => ctx.config.resync,
     };
     tracing::info!(canary = %key(canary), phase = decision.status.phase.as_str(), weight = decision.status.canary_weight, summary = %decision.explanation.summary, next_in = ?requeue, "reconciled");
-    Ok(Action::requeue(requeue))
+    Ok(controller::Action::requeue(requeue))
 }
 
 /// The Canary that owns the same target, when it is not this one.
@@ -171,7 +158,8 @@ fn earlier_canary_for_same_target(canary: &Canary, ctx: &Context) -> Option<Stri
         .map(|c| key(&c))
 }
 
-async fn execute(
+/// Executes the engine's actions in order; a routing failure becomes a Warning and the error.
+pub(crate) async fn execute(
     canary: &Canary,
     ctx: &Context,
     plan: &Plan,
@@ -180,15 +168,15 @@ async fn execute(
 ) -> Result<(), Error> {
     for action in &decision.actions {
         let result = match action {
-            Step::Initialize { primary } => ctx.router.initialize(target, primary).await,
-            Step::SetTraffic(split) => ctx.router.set_split(target, split).await,
-            Step::Promote { revision } => ctx.router.promote(target, revision).await,
-            Step::Revert => ctx.router.revert(target).await,
-            Step::Event(e) => {
+            Action::Initialize { primary } => ctx.router.initialize(target, primary).await,
+            Action::SetTraffic(split) => ctx.router.set_split(target, split).await,
+            Action::Promote { revision } => ctx.router.promote(target, revision).await,
+            Action::Release { pin } => ctx.router.release(target, pin.clone()).await,
+            Action::Event(e) => {
                 record_event(canary, ctx, plan, e, decision.status.phase).await;
                 Ok(())
             }
-            Step::RecordMetric { name, value } => {
+            Action::RecordMetric { name, value } => {
                 let labels = crate::metrics::MetricLabels {
                     name: plan.target_name.clone(),
                     namespace: plan.namespace.clone(),
@@ -197,7 +185,7 @@ async fn execute(
                 ctx.metrics.analysis.get_or_create(&labels).set(*value);
                 Ok(())
             }
-            Step::CallHooks { kind, phase } => {
+            Action::CallHooks { kind, phase } => {
                 post_rollout(
                     canary,
                     ctx,
@@ -226,82 +214,6 @@ async fn execute(
     Ok(())
 }
 
-async fn record_event(canary: &Canary, ctx: &Context, plan: &Plan, event: &Event, phase: Phase) {
-    ctx.events.record(canary, event).await;
-    let Some(sink) = &ctx.event_sink else { return };
-    let hooks = plan.hooks_of(HookKind::Event);
-    let millis = (ctx.clock)().as_millis();
-    if hooks.is_empty() {
-        if let Some(url) = &ctx.event_webhook
-            && let Some(mut call) = global_call(canary, url)
-        {
-            call.payload = call.payload.event(&event.message, event.severity.as_str(), millis);
-            sink.send(call);
-        }
-        return;
-    }
-    for i in hooks {
-        if let Some(mut call) = checks::hook_call(canary, i, phase.as_str(), None) {
-            call.payload = call.payload.event(&event.message, event.severity.as_str(), millis);
-            sink.send(call);
-        }
-    }
-}
-
-fn global_call(canary: &Canary, url: &str) -> Option<serin_webhook::HookCall> {
-    Some(serin_webhook::HookCall {
-        name: "events".into(),
-        url: url.to_owned(),
-        timeout: Duration::from_secs(10),
-        retries: 0,
-        disable_tls: false,
-        payload: serin_webhook::CanaryWebhookPayload {
-            name: canary.name_any(),
-            namespace: canary.namespace().unwrap_or_default(),
-            phase: canary.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default(),
-            ..Default::default()
-        },
-    })
-}
-
-/// Post-rollout hooks: called in the background; their outcome becomes an event.
-fn post_rollout(canary: &Canary, ctx: &Context, plan: &Plan, kind: HookKind, phase: Phase, revision: Option<&str>) {
-    for i in plan.hooks_of(kind) {
-        let Some(call) = checks::hook_call(canary, i, phase.as_str(), revision) else {
-            continue;
-        };
-        let webhooks = ctx.webhooks.clone();
-        let name = call.name.clone();
-        let canary = canary.clone();
-        let events = EventTask {
-            client: ctx.client.clone(),
-            component: ctx.config.component.clone(),
-        };
-        tokio::spawn(async move {
-            let outcome = webhooks.call(&call).await;
-            let event = if outcome.passed() {
-                Event {
-                    severity: Severity::Normal,
-                    message: format!("Post-rollout check {name} passed"),
-                }
-            } else {
-                Event {
-                    severity: Severity::Warning,
-                    message: format!("Post-rollout hook {name} failed {}", outcome.describe()),
-                }
-            };
-            crate::events::EventRecorder::new(events.client, &events.component)
-                .record(&canary, &event)
-                .await;
-        });
-    }
-}
-
-struct EventTask {
-    client: kube::Client,
-    component: String,
-}
-
 fn count_outcome(ctx: &Context, plan: &Plan, before: Phase, decision: &Decision) {
     let after = decision.status.phase;
     if after == before || !matches!(after, Phase::Succeeded | Phase::Failed) {
@@ -327,160 +239,3 @@ fn count_outcome(ctx: &Context, plan: &Plan, before: Phase, decision: &Decision)
     }
 }
 
-async fn write_status(
-    canary: &Canary,
-    api: &Api<Canary>,
-    plan: &Plan,
-    decision: &Decision,
-    previous: &CanaryStatus,
-    now: Time,
-) -> Result<(), Error> {
-    let mut status = previous.clone();
-    status.apply_rollout(&decision.status, &plan.target_kind, now);
-    status.observed_generation = canary.metadata.generation;
-    let phase = decision.status.phase;
-    // A quiet reconcile keeps the decision before it instead of replacing it with "nothing to
-    // do": a finished rollout keeps what finished it (the rollback reason, the promotion), and an
-    // analysis on schedule keeps its last step (no status write, so no echo, between steps).
-    let quiet = decision.actions.is_empty()
-        && previous.phase.as_deref() == Some(phase.as_str())
-        && (!phase.is_active() || decision.explanation.on_schedule);
-    if !quiet || previous.last_decision.is_none() {
-        status.last_decision = Some(LastDecision::from(&decision.explanation));
-    }
-    let summary = status
-        .last_decision
-        .as_ref()
-        .map(|d| d.summary.clone())
-        .unwrap_or_default();
-    status.estimated_promotion_at = estimated_promotion(plan, &decision.status, now).map(rfc3339);
-    let (ready, reason) = match phase {
-        Phase::Initialized | Phase::Succeeded => ("True", phase.as_str()),
-        Phase::Failed => ("False", "RolloutFailed"),
-        _ => ("Unknown", phase.as_str()),
-    };
-    status.set_condition("Ready", ready, reason, &summary, now);
-    let reconciling = if phase.is_active() || matches!(phase, Phase::Waiting | Phase::Initializing) {
-        "True"
-    } else {
-        "False"
-    };
-    let doing = if quiet {
-        summary.as_str()
-    } else {
-        decision.explanation.summary.as_str()
-    };
-    status.set_condition("Reconciling", reconciling, phase.as_str(), doing, now);
-    status.set_condition("Stalled", "False", "Valid", "the Canary is valid", now);
-    if !status.differs_ignoring_timestamps(previous) {
-        return Ok(());
-    }
-    patch_status(api, canary, previous, &status).await
-}
-
-/// Writes `status` as a merge patch against `previous`: cleared fields are sent as `null`, so
-/// nothing stale survives (a plain merge of the new status would keep them).
-async fn patch_status(
-    api: &Api<Canary>,
-    canary: &Canary,
-    previous: &CanaryStatus,
-    status: &CanaryStatus,
-) -> Result<(), Error> {
-    let old = serde_json::to_value(previous).unwrap_or_default();
-    let new = serde_json::to_value(status).unwrap_or_default();
-    let patch = json!({"status": merge_diff(&old, &new)});
-    api.patch_status(&canary.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await?;
-    Ok(())
-}
-
-/// The JSON merge patch that turns `old` into `new`.
-pub fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
-    match (old, new) {
-        (serde_json::Value::Object(o), serde_json::Value::Object(n)) => {
-            let mut patch = serde_json::Map::new();
-            for (k, v) in n {
-                match o.get(k) {
-                    Some(ov) if ov == v => {}
-                    Some(ov) if ov.is_object() && v.is_object() => {
-                        patch.insert(k.clone(), merge_diff(ov, v));
-                    }
-                    _ => {
-                        patch.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            for k in o.keys().filter(|k| !n.contains_key(*k)) {
-                patch.insert(k.clone(), serde_json::Value::Null);
-            }
-            serde_json::Value::Object(patch)
-        }
-        _ => new.clone(),
-    }
-}
-
-/// Marks an unusable Canary (invalid, duplicate, missing target): conditions, a Warning event
-/// once, nothing routed.
-async fn reject(canary: &Canary, ctx: &Context, api: &Api<Canary>, reason: &str, message: &str) -> Result<(), Error> {
-    let previous = canary.status.clone().unwrap_or_default();
-    let now = (ctx.clock)();
-    let mut status = previous.clone();
-    status.observed_generation = canary.metadata.generation;
-    status.set_condition("Ready", "False", reason, message, now);
-    status.set_condition("Promoted", "False", reason, message, now);
-    status.set_condition("Stalled", "True", reason, message, now);
-    status.set_condition("Reconciling", "False", reason, message, now);
-    if status.differs_ignoring_timestamps(&previous) {
-        ctx.events
-            .record(
-                canary,
-                &Event {
-                    severity: Severity::Warning,
-                    message: message.to_owned(),
-                },
-            )
-            .await;
-        patch_status(api, canary, &previous, &status).await?;
-    }
-    tracing::warn!(canary = %key(canary), %message, "Canary not usable");
-    Ok(())
-}
-
-async fn finalize_deletion(
-    canary: &Canary,
-    ctx: &Context,
-    api: &Api<Canary>,
-    has_finalizer: bool,
-) -> Result<Action, Error> {
-    if !has_finalizer {
-        return Ok(Action::await_change());
-    }
-    if let Ok(plan) = validate(canary).map(|v| v.plan) {
-        let decision = finalize(
-            &plan,
-            &canary.status.clone().unwrap_or_default().to_rollout(),
-            (ctx.clock)(),
-        );
-        let target = Target {
-            namespace: plan.namespace.clone(),
-            name: plan.target_name.clone(),
-        };
-        match execute(canary, ctx, &plan, &target, &decision).await {
-            Ok(()) | Err(Error::Router(RouterError::NotFound(_))) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let finalizers: Vec<String> = canary
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    api.patch(
-        &canary.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
-    )
-    .await?;
-    Ok(Action::await_change())
-}

@@ -1,5 +1,7 @@
 //! Integration tests of the engine: whole rollouts in virtual time, and properties.
 
+mod deletion;
+mod migration;
 mod properties;
 mod rollouts;
 mod support;

@@ -94,6 +94,8 @@ pub fn transcript(sim: &Simulation<Scripted>) -> String {
             Happening::Promoted(r) => format!("promote {r}"),
             Happening::Initialized(r) => format!("initialize {r}"),
             Happening::MetricsQueried => "metrics".into(),
+            Happening::Released(Some(pin)) => format!("release: {pin} pinned at 100%"),
+            Happening::Released(None) => "release: latestRevision 100%".into(),
         };
         out.push_str(&format!("+{offset} {line}\n"));
     }

@@ -48,8 +48,15 @@ pub fn apply(kind: PatchType, target: &mut Value, body: &[u8]) -> Result<(), Api
             Ok(())
         }
         PatchType::Json => {
-            let patch: json_patch::Patch = serde_json::from_slice(body)
+            let mut patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
+            // The API server's JSON patch (evanphx/json-patch) lets `test` with a null value pass
+            // on a member that is absent from an existing object, as kube-runtime's finalizer
+            // helper relies on; the json-patch crate would fail it.
+            patch.0.retain(|op| match op {
+                json_patch::PatchOperation::Test(t) => !(t.value.is_null() && target.pointer(t.path.as_str()).is_none()),
+                _ => true,
+            });
             json_patch::patch(target, &patch).map_err(|e| {
                 ApiError::invalid(format!(
                     "the server rejected our request due to an error in our request: {e}"

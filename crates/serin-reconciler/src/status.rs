@@ -1,0 +1,132 @@
+//! Status writing: the Canary's status from a decision (Flagger's fields, Serin's conditions and
+//! the last decision), written as a minimal merge patch, and the status of an unusable Canary.
+
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+use serin_api::{Canary, CanaryStatus, LastDecision, rfc3339};
+use serin_core::{Decision, Event, Phase, Plan, Severity, Time, schedule::estimated_promotion};
+
+use crate::{Context, Error, reconcile::key};
+
+pub(crate) async fn write_status(
+    canary: &Canary,
+    api: &Api<Canary>,
+    plan: &Plan,
+    decision: &Decision,
+    previous: &CanaryStatus,
+    now: Time,
+) -> Result<(), Error> {
+    let mut status = previous.clone();
+    status.apply_rollout(&decision.status, &plan.target_kind, now);
+    status.observed_generation = canary.metadata.generation;
+    let phase = decision.status.phase;
+    // A quiet reconcile keeps the decision before it instead of replacing it with "nothing to
+    // do": a finished rollout keeps what finished it (the rollback reason, the promotion), and an
+    // analysis on schedule keeps its last step (no status write, so no echo, between steps).
+    let quiet = decision.actions.is_empty()
+        && previous.phase.as_deref() == Some(phase.as_str())
+        && (!phase.is_active() || decision.explanation.on_schedule);
+    if !quiet || previous.last_decision.is_none() {
+        status.last_decision = Some(LastDecision::from(&decision.explanation));
+    }
+    let summary = status
+        .last_decision
+        .as_ref()
+        .map(|d| d.summary.clone())
+        .unwrap_or_default();
+    status.estimated_promotion_at = estimated_promotion(plan, &decision.status, now).map(rfc3339);
+    let (ready, reason) = match phase {
+        Phase::Initialized | Phase::Succeeded => ("True", phase.as_str()),
+        Phase::Failed => ("False", "RolloutFailed"),
+        _ => ("Unknown", phase.as_str()),
+    };
+    status.set_condition("Ready", ready, reason, &summary, now);
+    let reconciling = if phase.is_active() || matches!(phase, Phase::Waiting | Phase::Initializing) {
+        "True"
+    } else {
+        "False"
+    };
+    let doing = if quiet {
+        summary.as_str()
+    } else {
+        decision.explanation.summary.as_str()
+    };
+    status.set_condition("Reconciling", reconciling, phase.as_str(), doing, now);
+    status.set_condition("Stalled", "False", "Valid", "the Canary is valid", now);
+    if !status.differs_ignoring_timestamps(previous) {
+        return Ok(());
+    }
+    patch_status(api, canary, previous, &status).await
+}
+
+/// Writes `status` as a merge patch against `previous`: cleared fields are sent as `null`, so
+/// nothing stale survives (a plain merge of the new status would keep them).
+async fn patch_status(
+    api: &Api<Canary>,
+    canary: &Canary,
+    previous: &CanaryStatus,
+    status: &CanaryStatus,
+) -> Result<(), Error> {
+    let old = serde_json::to_value(previous).unwrap_or_default();
+    let new = serde_json::to_value(status).unwrap_or_default();
+    let patch = json!({"status": merge_diff(&old, &new)});
+    api.patch_status(&canary.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+/// The JSON merge patch that turns `old` into `new`.
+pub fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    match (old, new) {
+        (serde_json::Value::Object(o), serde_json::Value::Object(n)) => {
+            let mut patch = serde_json::Map::new();
+            for (k, v) in n {
+                match o.get(k) {
+                    Some(ov) if ov == v => {}
+                    Some(ov) if ov.is_object() && v.is_object() => {
+                        patch.insert(k.clone(), merge_diff(ov, v));
+                    }
+                    _ => {
+                        patch.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                patch.insert(k.clone(), serde_json::Value::Null);
+            }
+            serde_json::Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
+}
+
+/// Marks an unusable Canary (invalid, duplicate, missing target): conditions, a Warning event
+/// once, nothing routed.
+pub(crate) async fn reject(canary: &Canary, ctx: &Context, api: &Api<Canary>, reason: &str, message: &str) -> Result<(), Error> {
+    let previous = canary.status.clone().unwrap_or_default();
+    let now = (ctx.clock)();
+    let mut status = previous.clone();
+    status.observed_generation = canary.metadata.generation;
+    status.set_condition("Ready", "False", reason, message, now);
+    status.set_condition("Promoted", "False", reason, message, now);
+    status.set_condition("Stalled", "True", reason, message, now);
+    status.set_condition("Reconciling", "False", reason, message, now);
+    if status.differs_ignoring_timestamps(&previous) {
+        ctx.events
+            .record(
+                canary,
+                &Event {
+                    severity: Severity::Warning,
+                    message: message.to_owned(),
+                },
+            )
+            .await;
+        patch_status(api, canary, &previous, &status).await?;
+    }
+    tracing::warn!(canary = %key(canary), %message, "Canary not usable");
+    Ok(())
+}
+
