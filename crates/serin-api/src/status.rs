@@ -178,12 +178,12 @@ impl CanaryStatus {
         self.iterations = Some(i64::from(r.iterations));
         self.primary_revision = r.primary_revision.clone();
         self.canary_revision = r.canary_revision.clone();
-        self.last_applied_spec = r
-            .canary_revision
-            .as_deref()
-            .or(r.primary_revision.as_deref())
-            .map(revision_hash);
-        self.last_promoted_spec = r.primary_revision.as_deref().map(revision_hash);
+        // Before Serin knows any revision (a suspended or waiting Canary not yet adopted),
+        // Flagger's hashes stay: they are what keeps a rolled-back revision from being analysed.
+        if let Some(applied) = r.canary_revision.as_deref().or(r.primary_revision.as_deref()) {
+            self.last_applied_spec = Some(revision_hash(applied));
+            self.last_promoted_spec = r.primary_revision.as_deref().map(revision_hash);
+        }
         self.rollout_started_at = t(r.rollout_started_at);
         self.analysis_started_at = t(r.analysis_started_at);
         self.canary_unready_since = t(r.canary_unready_since);
@@ -285,6 +285,20 @@ mod tests {
             status.conditions[0].last_transition_time.as_deref(),
             Some("1970-01-01T00:02:00Z")
         );
+    }
+
+    #[test]
+    fn flaggers_hashes_survive_a_write_before_adoption() {
+        let mut status = CanaryStatus {
+            phase: Some("Failed".into()),
+            last_applied_spec: Some("547d5765b7".into()),
+            last_promoted_spec: Some("5498f4fcd6".into()),
+            ..CanaryStatus::default()
+        };
+        let suspended = status.to_rollout();
+        status.apply_rollout(&suspended, "Service", Time::from_millis(0));
+        assert_eq!(status.last_applied_spec.as_deref(), Some("547d5765b7"));
+        assert_eq!(status.to_rollout().flagger, suspended.flagger);
     }
 
     #[test]

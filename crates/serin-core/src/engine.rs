@@ -7,8 +7,8 @@
 //! depends only on (plan, status, observation, now).
 
 use crate::{
-    Action, CheckRequest, World, messages, CheckVerdict, Decision, Event, Explanation, HookKind, HookOutcome, Observation, Phase, Plan,
-    RolloutStatus, Severity, Time, TrafficSplit, Verdict,
+    Action, CheckRequest, CheckVerdict, Decision, Event, Explanation, HookKind, HookOutcome, Observation, Phase, Plan,
+    RolloutStatus, Severity, Time, TrafficSplit, Verdict, World, messages,
 };
 
 /// The answer of [`step`].

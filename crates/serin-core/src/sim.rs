@@ -136,7 +136,12 @@ impl SimWorld {
                         .find(|r| r.readiness == Readiness::Ready)
                         .map(|r| r.name.clone())
                 };
-                self.traffic = pin.clone().or_else(latest_ready).map(|r| (r, 100)).into_iter().collect();
+                self.traffic = pin
+                    .clone()
+                    .or_else(latest_ready)
+                    .map(|r| (r, 100))
+                    .into_iter()
+                    .collect();
             }
             Action::CallHooks { .. } | Action::Event(_) | Action::RecordMetric { .. } => {}
         }

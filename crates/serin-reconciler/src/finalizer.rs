@@ -47,12 +47,8 @@ pub fn finalizer_patch(current: &[String], add: bool) -> Value {
 pub async fn set_finalizer(api: &Api<Canary>, canary: &Canary, add: bool) -> Result<(), Error> {
     let patch: json_patch::Patch = serde_json::from_value(finalizer_patch(canary.finalizers(), add))
         .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
-    api.patch(
-        &canary.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await?;
+    api.patch(&canary.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await?;
     Ok(())
 }
 

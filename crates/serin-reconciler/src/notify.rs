@@ -48,7 +48,14 @@ fn global_call(canary: &Canary, url: &str) -> Option<serin_webhook::HookCall> {
 }
 
 /// Post-rollout hooks: called in the background; their outcome becomes an event.
-pub(crate) fn post_rollout(canary: &Canary, ctx: &Context, plan: &Plan, kind: HookKind, phase: Phase, revision: Option<&str>) {
+pub(crate) fn post_rollout(
+    canary: &Canary,
+    ctx: &Context,
+    plan: &Plan,
+    kind: HookKind,
+    phase: Phase,
+    revision: Option<&str>,
+) {
     for i in plan.hooks_of(kind) {
         let Some(call) = checks::hook_call(canary, i, phase.as_str(), revision) else {
             continue;
@@ -84,4 +91,3 @@ struct EventTask {
     client: kube::Client,
     component: String,
 }
-

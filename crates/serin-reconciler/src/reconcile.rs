@@ -238,4 +238,3 @@ fn count_outcome(ctx: &Context, plan: &Plan, before: Phase, decision: &Decision)
         ctx.metrics.failures.get_or_create(&labels).inc();
     }
 }
-

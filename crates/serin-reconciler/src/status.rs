@@ -105,7 +105,13 @@ pub fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_jso
 
 /// Marks an unusable Canary (invalid, duplicate, missing target): conditions, a Warning event
 /// once, nothing routed.
-pub(crate) async fn reject(canary: &Canary, ctx: &Context, api: &Api<Canary>, reason: &str, message: &str) -> Result<(), Error> {
+pub(crate) async fn reject(
+    canary: &Canary,
+    ctx: &Context,
+    api: &Api<Canary>,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
     let previous = canary.status.clone().unwrap_or_default();
     let now = (ctx.clock)();
     let mut status = previous.clone();
@@ -129,4 +135,3 @@ pub(crate) async fn reject(canary: &Canary, ctx: &Context, api: &Api<Canary>, re
     tracing::warn!(canary = %key(canary), %message, "Canary not usable");
     Ok(())
 }
-

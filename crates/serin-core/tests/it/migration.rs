@@ -12,7 +12,14 @@ use crate::support::{Scripted, T0, assert_transcript, at};
 
 /// A world Flagger managed: `podinfo-00001` primary (annotation), `latest` the newest revision,
 /// traffic in Flagger's layout with `weight` on `latestRevision`; the status as Flagger wrote it.
-fn flagger_left(phase: Phase, primary: &str, latest: &str, weight: u8, applied: &str, promoted: &str) -> Simulation<Scripted> {
+fn flagger_left(
+    phase: Phase,
+    primary: &str,
+    latest: &str,
+    weight: u8,
+    applied: &str,
+    promoted: &str,
+) -> Simulation<Scripted> {
     let mut sim = Simulation::new(example_plan(), Scripted::all_pass(), T0);
     for name in ["podinfo-00001", "podinfo-00002", "podinfo-00003"] {
         sim.world.create_revision(name, Readiness::Ready);
@@ -36,7 +43,14 @@ fn flagger_left(phase: Phase, primary: &str, latest: &str, weight: u8, applied: 
 
 #[test]
 fn failed_revision_flagger_rolled_back_is_not_analysed_again() {
-    let mut sim = flagger_left(Phase::Failed, "podinfo-00001", "podinfo-00002", 0, "podinfo-00002", "podinfo-00001");
+    let mut sim = flagger_left(
+        Phase::Failed,
+        "podinfo-00001",
+        "podinfo-00002",
+        0,
+        "podinfo-00002",
+        "podinfo-00001",
+    );
     let _ = sim.step_now();
     assert!(sim.run_until_idle(at(3600)));
     assert_transcript(
@@ -74,7 +88,14 @@ fn failed_status_without_any_record_does_not_analyse_the_latest_revision() {
 
 #[test]
 fn succeeded_with_a_revision_flagger_never_saw_rolls_it_out() {
-    let mut sim = flagger_left(Phase::Succeeded, "podinfo-00001", "podinfo-00002", 0, "podinfo-00001", "podinfo-00001");
+    let mut sim = flagger_left(
+        Phase::Succeeded,
+        "podinfo-00001",
+        "podinfo-00002",
+        0,
+        "podinfo-00001",
+        "podinfo-00001",
+    );
     let _ = sim.step_now();
     let events = sim.event_messages();
     assert_eq!(
@@ -89,9 +110,21 @@ fn succeeded_with_a_revision_flagger_never_saw_rolls_it_out() {
 
 #[test]
 fn succeeded_and_up_to_date_changes_nothing() {
-    let mut sim = flagger_left(Phase::Succeeded, "podinfo-00002", "podinfo-00002", 0, "podinfo-00002", "podinfo-00002");
+    let mut sim = flagger_left(
+        Phase::Succeeded,
+        "podinfo-00002",
+        "podinfo-00002",
+        0,
+        "podinfo-00002",
+        "podinfo-00002",
+    );
     let decision = sim.step_now();
-    assert!(decision.actions.iter().all(|a| matches!(a, serin_core::Action::Event(_))));
+    assert!(
+        decision
+            .actions
+            .iter()
+            .all(|a| matches!(a, serin_core::Action::Event(_)))
+    );
     assert_eq!(sim.status.phase, Phase::Succeeded);
     assert_eq!(sim.status.primary_revision.as_deref(), Some("podinfo-00002"));
     assert_eq!(sim.wake_at, None);
@@ -99,7 +132,14 @@ fn succeeded_and_up_to_date_changes_nothing() {
 
 #[test]
 fn initialized_after_flagger_took_over_waits_for_a_new_revision() {
-    let mut sim = flagger_left(Phase::Initialized, "podinfo-00001", "podinfo-00001", 0, "podinfo-00001", "podinfo-00001");
+    let mut sim = flagger_left(
+        Phase::Initialized,
+        "podinfo-00001",
+        "podinfo-00001",
+        0,
+        "podinfo-00001",
+        "podinfo-00001",
+    );
     let _ = sim.step_now();
     assert_eq!(sim.status.phase, Phase::Initialized);
     assert_eq!(sim.status.primary_revision.as_deref(), Some("podinfo-00001"));
@@ -108,7 +148,14 @@ fn initialized_after_flagger_took_over_waits_for_a_new_revision() {
 
 #[test]
 fn progressing_restarts_from_100_percent_primary_with_a_fresh_analysis() {
-    let mut sim = flagger_left(Phase::Progressing, "podinfo-00001", "podinfo-00002", 30, "podinfo-00002", "podinfo-00001");
+    let mut sim = flagger_left(
+        Phase::Progressing,
+        "podinfo-00001",
+        "podinfo-00002",
+        30,
+        "podinfo-00002",
+        "podinfo-00001",
+    );
     sim.status.failed_checks = 3;
     let _ = sim.step_now();
     assert_transcript(
@@ -127,7 +174,14 @@ fn progressing_restarts_from_100_percent_primary_with_a_fresh_analysis() {
 
 #[test]
 fn waiting_promotion_restarts_like_progressing() {
-    let mut sim = flagger_left(Phase::WaitingPromotion, "podinfo-00001", "podinfo-00002", 50, "podinfo-00002", "podinfo-00001");
+    let mut sim = flagger_left(
+        Phase::WaitingPromotion,
+        "podinfo-00001",
+        "podinfo-00002",
+        50,
+        "podinfo-00002",
+        "podinfo-00001",
+    );
     let _ = sim.step_now();
     assert_eq!(sim.world.traffic[0], ("podinfo-00001".to_owned(), 90));
     assert_eq!(sim.status.phase, Phase::Progressing);
@@ -137,10 +191,20 @@ fn waiting_promotion_restarts_like_progressing() {
 fn promoting_and_finalising_complete_the_promotion_flagger_started() {
     for phase in [Phase::Promoting, Phase::Finalising] {
         // Flagger's Promote already moved the annotation to the analysed revision.
-        let mut sim = flagger_left(phase, "podinfo-00002", "podinfo-00002", 0, "podinfo-00002", "podinfo-00001");
+        let mut sim = flagger_left(
+            phase,
+            "podinfo-00002",
+            "podinfo-00002",
+            0,
+            "podinfo-00002",
+            "podinfo-00001",
+        );
         let _ = sim.step_now();
         let events = sim.event_messages();
-        assert!(events.contains(&"Promotion completed! Scaling down podinfo.test".to_owned()), "{events:?}");
+        assert!(
+            events.contains(&"Promotion completed! Scaling down podinfo.test".to_owned()),
+            "{events:?}"
+        );
         assert_eq!(sim.world.traffic, vec![("podinfo-00002".to_owned(), 100)]);
         assert_eq!(sim.status.phase, Phase::Succeeded);
         assert_eq!(sim.wake_at, None);
@@ -149,7 +213,14 @@ fn promoting_and_finalising_complete_the_promotion_flagger_started() {
 
 #[test]
 fn waiting_asks_confirm_rollout_again() {
-    let mut sim = flagger_left(Phase::Waiting, "podinfo-00001", "podinfo-00002", 0, "podinfo-00001", "podinfo-00001");
+    let mut sim = flagger_left(
+        Phase::Waiting,
+        "podinfo-00001",
+        "podinfo-00002",
+        0,
+        "podinfo-00001",
+        "podinfo-00001",
+    );
     sim.plan.webhooks.push(serin_core::Hook {
         name: "gate".into(),
         kind: serin_core::HookKind::ConfirmRollout,
@@ -168,7 +239,14 @@ fn waiting_asks_confirm_rollout_again() {
 
 #[test]
 fn initializing_or_no_annotation_starts_over() {
-    let mut sim = flagger_left(Phase::Succeeded, "podinfo-00001", "podinfo-00002", 0, "podinfo-00002", "podinfo-00001");
+    let mut sim = flagger_left(
+        Phase::Succeeded,
+        "podinfo-00001",
+        "podinfo-00002",
+        0,
+        "podinfo-00002",
+        "podinfo-00001",
+    );
     sim.world.primary = None;
     let _ = sim.step_now();
     assert_eq!(sim.status.phase, Phase::Initialized);

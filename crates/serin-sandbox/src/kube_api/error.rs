@@ -16,6 +16,8 @@ pub struct ApiError {
     pub reason: &'static str,
     /// Message.
     pub message: String,
+    /// `Status.details` (the field causes of a 422).
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             code: 404,
             reason: "NotFound",
             message: format!("{resource} \"{name}\" not found"),
+            details: None,
         }
     }
 
@@ -34,6 +37,7 @@ impl ApiError {
             code: 409,
             reason: "AlreadyExists",
             message: format!("{resource} \"{name}\" already exists"),
+            details: None,
         }
     }
 
@@ -45,6 +49,7 @@ impl ApiError {
             message: format!(
                 "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
             ),
+            details: None,
         }
     }
 
@@ -54,6 +59,7 @@ impl ApiError {
             code: 400,
             reason: "BadRequest",
             message: message.into(),
+            details: None,
         }
     }
 
@@ -63,6 +69,7 @@ impl ApiError {
             code: 422,
             reason: "Invalid",
             message: message.into(),
+            details: None,
         }
     }
 
@@ -72,6 +79,7 @@ impl ApiError {
             code: 410,
             reason: "Expired",
             message: message.into(),
+            details: None,
         }
     }
 
@@ -81,6 +89,7 @@ impl ApiError {
             code: 405,
             reason: "MethodNotAllowed",
             message: "the server does not allow this method on the requested resource".into(),
+            details: None,
         }
     }
 
@@ -90,6 +99,7 @@ impl ApiError {
             code: 415,
             reason: "UnsupportedMediaType",
             message: message.into(),
+            details: None,
         }
     }
 
@@ -105,12 +115,13 @@ impl ApiError {
             code,
             reason,
             message: format!("injected fault ({code})"),
+            details: None,
         }
     }
 
     /// The `Status` object.
     pub fn status(&self) -> serde_json::Value {
-        json!({
+        let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -118,7 +129,11 @@ impl ApiError {
             "message": self.message,
             "reason": self.reason,
             "code": self.code,
-        })
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
     }
 }
 

@@ -49,6 +49,7 @@ fn find(shared: &Shared, group: &str, version: &str, plural: &str) -> Result<Res
             code: 404,
             reason: "NotFound",
             message: "the server could not find the requested resource".into(),
+            details: None,
         })
 }
 
@@ -77,6 +78,7 @@ fn parse_target(shared: &Shared, group: &str, version: &str, rest: &[&str]) -> R
             code: 404,
             reason: "NotFound",
             message: "the server could not find the requested resource".into(),
+            details: None,
         }),
     }
 }
@@ -171,6 +173,7 @@ async fn handle(
                 code: 404,
                 reason: "NotFound",
                 message: "OpenAPI schemas are not emulated".into(),
+                details: None,
             }
             .into_response();
         }
@@ -199,6 +202,7 @@ async fn handle(
                 code: 404,
                 reason: "NotFound",
                 message: "the server could not find the requested resource".into(),
+                details: None,
             }
             .into_response();
         }
@@ -340,10 +344,7 @@ fn dispatch(
         }
         "create" => {
             let ns = namespace_of(target)?;
-            Ok(Reply::Object(
-                201,
-                create_object(shared, &def.group, &def.plural, &ns, body_json(body)?)?,
-            ))
+            Ok(Reply::Object(201, create_in(shared, def, &ns, body_json(body)?)?))
         }
         "update" => {
             let ns = namespace_of(target)?;
@@ -364,10 +365,7 @@ fn dispatch(
                 (Err(_), PatchType::Apply) => {
                     let mut created = json!({"metadata": {"name": name}});
                     patch::apply(kind, &mut created, body)?;
-                    return Ok(Reply::Object(
-                        201,
-                        create_object(shared, &def.group, &def.plural, &ns, created)?,
-                    ));
+                    return Ok(Reply::Object(201, create_in(shared, def, &ns, created)?));
                 }
                 (Err(e), _) => return Err(e),
             };
@@ -418,6 +416,7 @@ fn poisoned() -> ApiError {
         code: 500,
         reason: "InternalError",
         message: "store lock poisoned".into(),
+        details: None,
     }
 }
 
@@ -491,14 +490,33 @@ fn admit(shared: &Shared, def: &ResourceDef, op: Operation, new: &Value, old: Op
     Ok(())
 }
 
+/// Prunes, defaults and validates a custom resource against its CRD schema, as the API server
+/// does before storing it.
+fn conform(def: &ResourceDef, name: &str, obj: &mut Value) -> Result<(), ApiError> {
+    let Some(schema) = &def.schema else {
+        return Ok(());
+    };
+    let causes = super::schema::admit(schema, obj);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or(name)
+        .to_owned();
+    Err(super::schema::invalid(&def.kind, &def.group, &name, &causes))
+}
+
 fn write(
     shared: &Arc<Shared>,
     def: &ResourceDef,
     ns: &str,
     name: &str,
-    obj: Value,
+    mut obj: Value,
     status: bool,
 ) -> Result<Value, ApiError> {
+    conform(def, name, &mut obj)?;
     let old = shared.store.lock().map_err(|_| poisoned())?.get(def, ns, name)?;
     if !status {
         // Hooks see main-resource writes only, as Knative's webhook rules do.
@@ -515,17 +533,22 @@ fn write(
     Ok(updated)
 }
 
-/// Creates an object (and, for a CRD, serves its resource).
+/// Creates an object (and, for a CRD, serves its resource), in the first version served.
 pub fn create_object(shared: &Arc<Shared>, group: &str, plural: &str, ns: &str, obj: Value) -> Result<Value, ApiError> {
     let def = defs(shared)
         .into_iter()
         .find(|d| d.group == group && d.plural == plural)
         .ok_or_else(|| ApiError::not_found("resources", plural))?;
+    create_in(shared, &def, ns, obj)
+}
+
+fn create_in(shared: &Arc<Shared>, def: &ResourceDef, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    conform(def, "", &mut obj)?;
     if def.plural == "customresourcedefinitions" {
         registry::from_crd(&obj).map_err(|e| ApiError::invalid(format!("CustomResourceDefinition is invalid: {e}")))?;
     }
-    admit(shared, &def, Operation::Create, &obj, None)?;
-    let created = shared.store.lock().map_err(|_| poisoned())?.create(&def, ns, obj)?;
+    admit(shared, def, Operation::Create, &obj, None)?;
+    let created = shared.store.lock().map_err(|_| poisoned())?.create(def, ns, obj)?;
     if def.plural == "customresourcedefinitions" {
         return register_crd(shared, &created);
     }

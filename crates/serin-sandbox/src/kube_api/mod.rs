@@ -22,6 +22,7 @@ mod handler;
 mod patch;
 mod protobuf;
 pub mod registry;
+pub mod schema;
 mod selectors;
 pub mod store;
 mod table;

@@ -54,7 +54,9 @@ pub fn apply(kind: PatchType, target: &mut Value, body: &[u8]) -> Result<(), Api
             // on a member that is absent from an existing object, as kube-runtime's finalizer
             // helper relies on; the json-patch crate would fail it.
             patch.0.retain(|op| match op {
-                json_patch::PatchOperation::Test(t) => !(t.value.is_null() && target.pointer(t.path.as_str()).is_none()),
+                json_patch::PatchOperation::Test(t) => {
+                    !(t.value.is_null() && target.pointer(t.path.as_str()).is_none())
+                }
                 _ => true,
             });
             json_patch::patch(target, &patch).map_err(|e| {

@@ -40,6 +40,9 @@ pub struct ResourceDef {
     pub custom: bool,
     /// Printer columns (CRDs only).
     pub columns: Vec<PrinterColumn>,
+    /// The version's `openAPIV3Schema` (CRDs only): objects are pruned, defaulted and validated
+    /// against it.
+    pub schema: Option<std::sync::Arc<Value>>,
 }
 
 impl ResourceDef {
@@ -73,6 +76,7 @@ impl ResourceDef {
             status_subresource: status,
             custom: false,
             columns: Vec::new(),
+            schema: None,
         }
     }
 
@@ -206,6 +210,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             status_subresource: v.pointer("/subresources/status").is_some(),
             custom: true,
             columns,
+            schema: v.pointer("/schema/openAPIV3Schema").cloned().map(std::sync::Arc::new),
         });
     }
     if out.is_empty() {
