@@ -106,6 +106,14 @@ async fn kubectl_works_against_the_emulator() {
         let described = ok(s, &["-n", "test", "describe", "canary", "podinfo"]);
         assert!(described.contains("Advance podinfo.test canary weight 10"), "{described}");
 
+        // A type-mismatched Canary is refused as a real API server refuses it.
+        let (applied, stdout, stderr) = kubectl(s, &["apply", "-f", "testdata/invalid/podinfo-canary-interval-number.yaml"]);
+        assert!(!applied, "{stdout}{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            r#"The Canary "podinfo" is invalid: spec.analysis.interval: Invalid value: "integer": spec.analysis.interval in body must be of type string: "integer""#
+        );
+
         ok(s, &["-n", "test", "delete", "canary", "podinfo"]);
         let (_, stdout, stderr) = kubectl(s, &["get", "canaries", "-A"]);
         assert!(stdout.trim().is_empty() && stderr.contains("No resources found"), "{stdout}{stderr}");

@@ -72,6 +72,16 @@ fn normalize(schema: &Value, value: &mut Value, root: bool) {
                 }
             }
         }
+        // The API server decodes numbers as float64 and writes an integral one without a
+        // fraction: `5.0` is stored as `5`.
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.007_199_254_740_992e15
+            {
+                *value = json!(f as i64);
+            }
+        }
         _ => {}
     }
 }
@@ -85,7 +95,7 @@ fn normalize_object(schema: &Value, map: &mut Map<String, Value>, root: bool) {
         map.retain(|k, v| {
             kept(k)
                 || match props.get(k) {
-                    Some(p) => !(v.is_null() && !flag(p, "nullable")),
+                    Some(p) => !v.is_null() || flag(p, "nullable"),
                     None => preserve,
                 }
         });
@@ -97,7 +107,9 @@ fn normalize_object(schema: &Value, map: &mut Map<String, Value>, root: bool) {
             }
         }
         for (k, v) in map.iter_mut() {
-            if let Some(p) = props.get(k) {
+            if let Some(p) = props.get(k)
+                && !kept(k)
+            {
                 normalize(p, v, false);
             }
         }
@@ -401,6 +413,14 @@ mod tests {
                 "spec": {"targetRef": {"name": "t"}, "free": {"any": {"thing": 1}}, "closed": {}, "threshold": 5}
             })
         );
+    }
+
+    #[test]
+    fn an_integral_float_is_stored_as_an_integer_like_go_writes_it() {
+        let mut obj = json!({"spec": {"targetRef": {}, "threshold": 5.0, "maxWeight": 50.5}});
+        assert!(admit(&schema(), &mut obj).is_empty());
+        assert_eq!(obj["spec"]["threshold"].to_string(), "5");
+        assert_eq!(obj["spec"]["maxWeight"].to_string(), "50.5");
     }
 
     #[test]
