@@ -54,6 +54,14 @@ pub fn judge(plan: &Plan, metric: &MetricCheck, outcome: &MetricOutcome, canary:
             halt_message: Some(format!("Prometheus query failed for {}: {err}", metric.name)),
         },
         MetricOutcome::Value(v) => judge_value(plan, metric, *v, check, bound),
+        MetricOutcome::LastOf { value, series } => {
+            let mut judgement = judge_value(plan, metric, *value, check, bound);
+            judgement.line.observed = format!(
+                "{} (the last of {series} series, as Flagger reads it; aggregate the query to one series to judge them all)",
+                judgement.line.observed
+            );
+            judgement
+        }
     }
 }
 
@@ -128,5 +136,38 @@ fn describe_range(kind: MetricKind, range: ThresholdRange) -> String {
         (Some(min), None) => format!(">= {}", unit(min)),
         (None, Some(max)) => format!("<= {}", unit(max)),
         (None, None) => "any value".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::example_plan;
+
+    #[test]
+    fn the_last_of_several_series_is_judged_and_the_explanation_says_so() {
+        let plan = example_plan();
+        let success_rate = &plan.metrics[0];
+        let passing = judge(
+            &plan,
+            success_rate,
+            &MetricOutcome::LastOf { value: 99.5, series: 3 },
+            "podinfo-00002",
+        );
+        assert_eq!(passing.halt_message, None);
+        assert_eq!(
+            passing.line.observed,
+            "99.50% (the last of 3 series, as Flagger reads it; aggregate the query to one series to judge them all)"
+        );
+        let failing = judge(
+            &plan,
+            success_rate,
+            &MetricOutcome::LastOf { value: 90.0, series: 2 },
+            "podinfo-00002",
+        );
+        assert_eq!(
+            failing.halt_message.as_deref(),
+            Some("Halt podinfo.test advancement success rate 90.00% < 99%")
+        );
     }
 }

@@ -58,12 +58,29 @@ pub enum Readiness {
 pub enum MetricOutcome {
     /// A value.
     Value(f64),
+    /// Several series answered; like Flagger, the value of the last one is used.
+    LastOf {
+        /// The last series' value.
+        value: f64,
+        /// How many series answered.
+        series: usize,
+    },
     /// The query returned no series.
     NoData,
     /// The query returned NaN (typically 0/0: no requests in the window).
     NaN,
-    /// The provider failed (transport, HTTP status, bad answer, ambiguous result).
+    /// The provider failed (transport, HTTP status, bad answer).
     Error(String),
+}
+
+impl MetricOutcome {
+    /// The value used for judging, if there is one.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            MetricOutcome::Value(v) | MetricOutcome::LastOf { value: v, .. } => Some(*v),
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of one webhook call.

@@ -201,10 +201,10 @@ impl Tick<'_> {
             let Some(outcome) = self.obs.metrics.get(&i) else {
                 continue;
             };
-            if let crate::MetricOutcome::Value(value) = outcome {
+            if let Some(value) = outcome.value() {
                 self.actions.push(Action::RecordMetric {
                     name: metric.name.clone(),
-                    value: *value,
+                    value,
                 });
             }
             let judgement = judge(self.plan, metric, outcome, canary);

@@ -196,10 +196,14 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryValue, QueryError
     match data.get("resultType").and_then(Value::as_str) {
         Some("vector") => {
             let series = result.as_array().ok_or_else(|| QueryError::BadAnswer(text()))?;
-            match series.as_slice() {
-                [] => Ok(QueryValue::NoData),
-                [one] => sample(one.get("value").ok_or_else(|| QueryError::BadAnswer(text()))?),
-                many => Err(QueryError::Ambiguous(many.len())),
+            let Some(last) = series.last() else {
+                return Ok(QueryValue::NoData);
+            };
+            // Flagger uses the last series' value; so does Serin, and says so.
+            let value = sample(last.get("value").ok_or_else(|| QueryError::BadAnswer(text()))?)?;
+            match (value, series.len()) {
+                (QueryValue::Value(v), n) if n > 1 => Ok(QueryValue::LastOf(v, n)),
+                (value, _) => Ok(value),
             }
         }
         Some("scalar") => sample(result),
@@ -249,7 +253,10 @@ mod tests {
             parse_response(200, &vector(&["+Inf"])),
             Ok(QueryValue::Value(f64::INFINITY))
         );
-        assert_eq!(parse_response(200, &vector(&["1", "2"])), Err(QueryError::Ambiguous(2)));
+        assert_eq!(
+            parse_response(200, &vector(&["1", "2"])),
+            Ok(QueryValue::LastOf(2.0, 2))
+        );
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1.0,"1"]}}"#;
         assert_eq!(parse_response(200, scalar), Ok(QueryValue::Value(1.0)));
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;

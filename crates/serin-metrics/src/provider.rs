@@ -8,6 +8,8 @@ use serin_core::MetricOutcome;
 pub enum QueryValue {
     /// One value (`+Inf`/`-Inf` included).
     Value(f64),
+    /// Several series: the last one's value (Flagger's rule), and how many there were.
+    LastOf(f64, usize),
     /// No series.
     NoData,
     /// The value is NaN (typically 0/0: no requests in the window).
@@ -34,9 +36,6 @@ pub enum QueryError {
     /// The answer is not Prometheus' JSON.
     #[error("cannot parse the answer: {0}")]
     BadAnswer(String),
-    /// More than one series where one value is needed.
-    #[error("query returned {0} series; aggregate it to one (e.g. with sum)")]
-    Ambiguous(usize),
     /// A range vector or string where a number is needed.
     #[error("query returned a {0}, not an instant vector or scalar")]
     WrongType(String),
@@ -65,6 +64,7 @@ pub trait MetricsProvider: Send + Sync {
 pub fn outcome(result: Result<QueryValue, QueryError>) -> MetricOutcome {
     match result {
         Ok(QueryValue::Value(v)) => MetricOutcome::Value(v),
+        Ok(QueryValue::LastOf(value, series)) => MetricOutcome::LastOf { value, series },
         Ok(QueryValue::NoData) => MetricOutcome::NoData,
         Ok(QueryValue::NaN) => MetricOutcome::NaN,
         Err(e) => MetricOutcome::Error(e.to_string()),
