@@ -261,11 +261,18 @@ impl<'a> Tick<'a> {
         }
     }
 
-    fn request(&self, hooks: Vec<usize>, metrics: Vec<usize>) -> Pending {
+    pub(crate) fn request(&self, hooks: Vec<usize>, metrics: Vec<usize>) -> Pending {
+        // The phase Flagger sends: the current one to confirm-rollout and rollback hooks,
+        // Progressing to the hooks of an analysis (also while WaitingPromotion).
+        let phase = match hooks.first().map(|&i| self.plan.webhooks[i].kind) {
+            Some(HookKind::ConfirmRollout | HookKind::Rollback) | None => self.status.phase,
+            Some(_) if self.status.phase.is_active() => Phase::Progressing,
+            Some(_) => self.status.phase,
+        };
         Pending(CheckRequest {
             metrics,
             hooks,
-            phase: self.status.phase,
+            phase,
             canary_revision: self.status.canary_revision.clone(),
             primary_revision: self.status.primary_revision.clone(),
         })
@@ -290,15 +297,16 @@ impl<'a> Tick<'a> {
         }
     }
 
-    /// Calls the hooks of `kind` (through a request) and returns the first failure, recording
-    /// every outcome in the explanation.
+    /// Calls the hooks of `kind` one at a time in spec order (through requests), stopping at the
+    /// first that fails, as Flagger does; returns that failure, recording every outcome in the
+    /// explanation.
     pub(crate) fn first_hook_failure(&mut self, kind: HookKind) -> Result<Option<Rejection>, Pending> {
-        let indices = self.plan.hooks_of(kind);
-        self.require(&indices, &[])?;
         let mut first = None;
-        for i in indices {
+        for i in self.plan.hooks_of(kind) {
             let hook = &self.plan.webhooks[i];
-            let outcome = self.obs.hooks.get(&i).cloned().unwrap_or(HookOutcome::TimedOut);
+            let Some(outcome) = self.obs.hooks.get(&i).cloned() else {
+                return Err(self.request(vec![i], Vec::new()));
+            };
             let verdict = match &outcome {
                 HookOutcome::Passed => Verdict::Pass,
                 HookOutcome::Rejected { .. } => Verdict::Fail,
@@ -310,11 +318,12 @@ impl<'a> Tick<'a> {
                 bound: "2xx".into(),
                 verdict,
             });
-            if !outcome.passed() && first.is_none() {
+            if !outcome.passed() {
                 first = Some(Rejection {
                     hook: hook.name.clone(),
                     detail: outcome.describe(),
                 });
+                break;
             }
         }
         Ok(first)

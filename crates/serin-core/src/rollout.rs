@@ -1,7 +1,7 @@
 //! The rollout itself: readiness, analysis steps, traffic steps, promotion and rollback.
 
 use crate::{
-    Action, HookKind, HookOutcome, Phase, Readiness, Severity, Strategy,
+    Action, HookKind, Phase, Readiness, Severity, Strategy,
     engine::{Flow, Pending, Tick},
     judge::judge,
     time::go_duration,
@@ -126,6 +126,13 @@ impl Tick<'_> {
     /// The first step of a rollout: pre-rollout hooks, then the first weight (or, for
     /// blue/green, the load), with the load-test hooks started at once.
     fn first_step(&mut self, canary: &str) -> Flow {
+        if self.rollback_requested(canary)? {
+            return Ok(());
+        }
+        self.event(
+            Severity::Normal,
+            format!("Starting canary analysis for {}", self.plan.target_ref()),
+        );
         if let Some(rejection) = self.gate(HookKind::PreRollout)? {
             let message = format!(
                 "Halt {} advancement pre-rollout check {} failed {}",
@@ -161,14 +168,14 @@ impl Tick<'_> {
                     return Ok(());
                 }
                 self.set_traffic(canary, 0);
+                self.status.iterations = 1;
                 self.event(
                     Severity::Normal,
-                    format!(
-                        "Starting blue/green analysis for {}: revision {canary} gets no user traffic for {iterations} iterations",
-                        self.plan.target_ref()
-                    ),
+                    format!("Advance {} canary iteration 1/{iterations}", self.plan.canary_ref()),
                 );
-                self.summary(format!("blue/green: load tests started against revision {canary}"));
+                self.summary(format!(
+                    "blue/green: revision {canary} gets no user traffic for {iterations} iterations (load tests reach it through its canary tag), then all traffic for one interval before promotion"
+                ));
             }
         }
         self.status.analysis_started_at = Some(self.now);
@@ -176,27 +183,22 @@ impl Tick<'_> {
         Ok(())
     }
 
-    /// Rollback hooks, rollout hooks and metrics of one analysis step, requested together.
-    /// Returns whether the step passed; a failure has been counted (and may have rolled back).
+    /// One analysis step, in Flagger's order: rollback hooks, then rollout hooks (one at a time,
+    /// stopping at the first failure), then, once they have returned, every metric (queried
+    /// together). Returns whether the step passed; a failure has been counted (and may have
+    /// rolled back).
     fn analysis_passed(&mut self, canary: &str) -> Result<bool, Pending> {
-        let rollback_hooks = self.plan.hooks_of(HookKind::Rollback);
-        let rollout_hooks = self.plan.hooks_of(HookKind::Rollout);
-        let metrics: Vec<usize> = (0..self.plan.metrics.len()).collect();
-        let mut all_hooks = rollback_hooks.clone();
-        all_hooks.extend(&rollout_hooks);
-        self.require(&all_hooks, &metrics)?;
-
-        for &i in &rollback_hooks {
-            if self.obs.hooks.get(&i).is_some_and(HookOutcome::passed) {
-                let name = self.plan.webhooks[i].name.clone();
-                self.event(Severity::Warning, format!("Rollback check {name} passed"));
-                self.rollback(canary, RollbackCause::Manual);
-                return Ok(false);
-            }
+        if self.rollback_requested(canary)? {
+            return Ok(false);
         }
-        let mut first_failure = self
-            .first_hook_failure(HookKind::Rollout)?
-            .map(|r| self.external_check_failed(&r.hook, &r.detail));
+        if let Some(rejection) = self.first_hook_failure(HookKind::Rollout)? {
+            let message = self.external_check_failed(&rejection.hook, &rejection.detail);
+            self.count_failure(canary, message);
+            return Ok(false);
+        }
+        let metrics: Vec<usize> = (0..self.plan.metrics.len()).collect();
+        self.require(&[], &metrics)?;
+        let mut first_failure: Option<String> = None;
         for (i, metric) in self.plan.metrics.iter().enumerate() {
             let Some(outcome) = self.obs.metrics.get(&i) else {
                 continue;
@@ -222,12 +224,38 @@ impl Tick<'_> {
         }
     }
 
+    /// Rollback hooks in spec order: the first that answers 2xx rolls back (Flagger's rule); each
+    /// that does not gets Flagger's `not signaling a rollback` event.
+    fn rollback_requested(&mut self, canary: &str) -> Result<bool, Pending> {
+        for i in self.plan.hooks_of(HookKind::Rollback) {
+            let Some(outcome) = self.obs.hooks.get(&i).cloned() else {
+                return Err(self.request(vec![i], Vec::new()));
+            };
+            let name = self.plan.webhooks[i].name.clone();
+            if outcome.passed() {
+                self.event(Severity::Warning, format!("Rollback check {name} passed"));
+                self.rollback(canary, RollbackCause::Manual);
+                return Ok(true);
+            }
+            self.event(
+                Severity::Normal,
+                format!("Rollback hook {name} not signaling a rollback"),
+            );
+        }
+        Ok(false)
+    }
+
     /// After a passing analysis step: the next weight, the next iteration, or promotion.
     fn advance(&mut self, canary: &str) -> Flow {
         match self.plan.strategy.clone() {
             Strategy::Canary { weights, .. } => {
                 let current = self.status.canary_weight;
                 let Some(&next) = weights.iter().find(|w| **w > current) else {
+                    // Flagger asks confirm-traffic-increase on the promotion step too (a "no"
+                    // holds promotion), except while WaitingPromotion.
+                    if self.status.phase != Phase::WaitingPromotion && self.traffic_increase_refused()? {
+                        return Ok(());
+                    }
                     return self.promotion_gate(canary);
                 };
                 if self.traffic_increase_refused()? {
@@ -242,10 +270,13 @@ impl Tick<'_> {
                 self.schedule_next();
                 Ok(())
             }
+            // Flagger's blue/green: iterations 1..n with the canary at 0%, then (gate open) all
+            // traffic to the canary for one interval, then (its analysis passed) promotion.
             Strategy::BlueGreen { iterations } => {
-                self.status.iterations = (self.status.iterations + 1).min(iterations);
-                if self.status.iterations < iterations {
-                    let i = self.status.iterations;
+                let done = self.status.iterations;
+                if done < iterations {
+                    self.status.iterations = done + 1;
+                    let i = done + 1;
                     self.event(
                         Severity::Normal,
                         format!("Advance {} canary iteration {i}/{iterations}", self.plan.canary_ref()),
@@ -254,7 +285,22 @@ impl Tick<'_> {
                     self.schedule_next();
                     return Ok(());
                 }
-                self.promotion_gate(canary)
+                if self.promotion_refused(canary)? {
+                    return Ok(());
+                }
+                if done == iterations {
+                    self.status.phase = Phase::Progressing;
+                    self.event(Severity::Normal, "Routing all traffic to canary".into());
+                    self.set_traffic(canary, 100);
+                    self.status.iterations = iterations + 1;
+                    self.summary(format!(
+                        "analysis passed; all traffic on revision {canary} for one interval before promotion"
+                    ));
+                    self.schedule_next();
+                    return Ok(());
+                }
+                self.complete_promotion(canary, true);
+                Ok(())
             }
         }
     }
@@ -275,6 +321,24 @@ impl Tick<'_> {
     }
 
     fn promotion_gate(&mut self, canary: &str) -> Flow {
+        if self.promotion_refused(canary)? {
+            return Ok(());
+        }
+        match self.plan.strategy {
+            Strategy::Canary {
+                promotion_step: Some(step),
+                ..
+            } if step > 0 => {
+                self.status.phase = Phase::Promoting;
+                self.ramp(canary, step);
+            }
+            _ => self.complete_promotion(canary, true),
+        }
+        Ok(())
+    }
+
+    /// Confirm-promotion gates: a refusal holds the rollout in WaitingPromotion (announced once).
+    fn promotion_refused(&mut self, canary: &str) -> Result<bool, Pending> {
         if let Some(rejection) = self.gate(HookKind::ConfirmPromotion)? {
             if self.status.phase != Phase::WaitingPromotion {
                 self.status.phase = Phase::WaitingPromotion;
@@ -290,19 +354,9 @@ impl Tick<'_> {
                 rejection.hook, rejection.detail
             ));
             self.schedule_next();
-            return Ok(());
+            return Ok(true);
         }
-        match self.plan.strategy {
-            Strategy::Canary {
-                promotion_step: Some(step),
-                ..
-            } if step > 0 => {
-                self.status.phase = Phase::Promoting;
-                self.ramp(canary, step);
-            }
-            _ => self.complete_promotion(canary, true),
-        }
-        Ok(())
+        Ok(false)
     }
 
     /// Promoting: one ramp step per interval (`stepWeightPromotion`).
@@ -406,7 +460,7 @@ impl Tick<'_> {
         self.set_traffic(canary, 0);
         self.event(
             Severity::Warning,
-            format!("Canary failed! Scaling down {}", self.plan.target_ref()),
+            format!("Canary failed! Scaling down {}", self.plan.canary_ref()),
         );
         let s = &mut self.status;
         s.phase = Phase::Failed;

@@ -1,6 +1,7 @@
 //! Integration tests of the engine: whole rollouts in virtual time, and properties.
 
 mod deletion;
+mod hooks;
 mod migration;
 mod properties;
 mod rollouts;

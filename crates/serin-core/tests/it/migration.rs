@@ -163,6 +163,7 @@ fn progressing_restarts_from_100_percent_primary_with_a_fresh_analysis() {
         "
         +0 initialize podinfo-00001
         +0 Normal Adopted podinfo.test in phase Progressing from a status Serin did not write (Flagger's): primary revision podinfo-00001; the analysis was under way: 100% back on the primary, and the analysis of podinfo-00002 starts again
+        +0 Normal Starting canary analysis for podinfo.test
         +0 traffic podinfo-00001 90% / podinfo-00002 10%
         +0 Normal Advance podinfo.test canary weight 10
         ",

@@ -116,8 +116,16 @@ proptest! {
                 match action {
                     Action::SetTraffic(split) => {
                         prop_assert_eq!(u16::from(split.primary_weight()) + u16::from(split.canary_weight), 100);
-                        if decision.status.phase != Phase::Promoting {
-                            prop_assert!(split.canary_weight <= max_weight, "weight {} above max {}", split.canary_weight, max_weight);
+                        match plan.strategy {
+                            // Blue/green: 0%, then 100% only for the interval before promotion.
+                            serin_core::Strategy::BlueGreen { iterations } => prop_assert!(
+                                split.canary_weight == 0 || (split.canary_weight == 100 && decision.status.iterations > iterations),
+                                "blue/green weight {} at iteration {}", split.canary_weight, decision.status.iterations
+                            ),
+                            _ if decision.status.phase != Phase::Promoting => {
+                                prop_assert!(split.canary_weight <= max_weight, "weight {} above max {}", split.canary_weight, max_weight);
+                            }
+                            _ => {}
                         }
                         if split.canary_weight > weight_before && status.analysis_started_at.is_some() {
                             prop_assert!(!checks_failed, "advanced on a failed check");

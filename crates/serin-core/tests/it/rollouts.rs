@@ -16,6 +16,7 @@ fn seed_promotes_at_75s_with_weights_10_to_50() {
         &sim,
         "
         +0 Normal New revision detected! Starting canary analysis of podinfo-00002 for podinfo.test
+        +0 Normal Starting canary analysis for podinfo.test
         +0 traffic podinfo-00001 90% / podinfo-00002 10%
         +0 Normal Advance podinfo.test canary weight 10
         +15 metrics
@@ -109,6 +110,7 @@ fn rollback_on_latency_with_go_duration_messages() {
         &sim,
         "
         +0 Normal New revision detected! Starting canary analysis of podinfo-00002 for podinfo.test
+        +0 Normal Starting canary analysis for podinfo.test
         +0 traffic podinfo-00001 90% / podinfo-00002 10%
         +0 Normal Advance podinfo.test canary weight 10
         +15 metrics
@@ -142,7 +144,7 @@ fn newer_revision_restarts_analysis_and_the_older_is_never_promoted() {
     let _ = sim.step_now(); // the watch sees the new revision at once
     assert!(sim.run_until_idle(at(3600)));
     let text = crate::support::transcript(&sim);
-    assert!(text.contains("+20 Normal New revision detected! Restarting analysis for podinfo.test\n+20 traffic podinfo-00001 90% / podinfo-00003 10%"), "{text}");
+    assert!(text.contains("+20 Normal New revision detected! Restarting analysis for podinfo.test\n+20 Normal Starting canary analysis for podinfo.test\n+20 traffic podinfo-00001 90% / podinfo-00003 10%"), "{text}");
     assert!(!text.contains("promote podinfo-00002"), "{text}");
     assert!(text.contains("+95 promote podinfo-00003"), "{text}");
 }
@@ -350,22 +352,50 @@ fn pre_rollout_failure_counts_and_retries_each_interval() {
 }
 
 #[test]
-fn blue_green_keeps_the_canary_at_zero_and_promotes_after_the_iterations() {
+fn blue_green_keeps_the_canary_at_zero_then_routes_all_traffic_to_it_for_one_interval_like_flagger() {
     let mut plan = example_plan();
     plan.strategy = Strategy::BlueGreen { iterations: 3 };
     let mut sim = started(plan, Scripted::all_pass(), Readiness::Ready);
     assert!(sim.run_until_idle(at(3600)));
-    let text = crate::support::transcript(&sim);
-    assert!(
-        text.contains("+0 traffic podinfo-00001 100% / podinfo-00002 0%"),
-        "{text}"
+    // Flagger's flow: iterations 1..n (the first without metrics), all traffic to the canary for
+    // one analysed interval, then promotion: n + 1 metric checks.
+    assert_transcript(
+        &sim,
+        "
+        +0 Normal New revision detected! Starting canary analysis of podinfo-00002 for podinfo.test
+        +0 Normal Starting canary analysis for podinfo.test
+        +0 traffic podinfo-00001 100% / podinfo-00002 0%
+        +0 Normal Advance podinfo.test canary iteration 1/3
+        +15 metrics
+        +15 Normal Advance podinfo.test canary iteration 2/3
+        +30 metrics
+        +30 Normal Advance podinfo.test canary iteration 3/3
+        +45 metrics
+        +45 Normal Routing all traffic to canary
+        +45 traffic podinfo-00001 0% / podinfo-00002 100%
+        +60 metrics
+        +60 promote podinfo-00002
+        +60 Normal Promoting revision podinfo-00002 to primary of podinfo.test
+        +60 Normal Routing all traffic to primary
+        +60 Normal Promotion completed! Scaling down podinfo.test
+        ",
     );
-    assert!(
-        text.contains("+15 Normal Advance podinfo.test canary iteration 1/3"),
-        "{text}"
-    );
-    assert!(text.contains("+45 promote podinfo-00002"), "{text}");
-    assert!(!text.contains("podinfo-00002 10%"), "{text}");
+}
+
+#[test]
+fn blue_green_rolls_back_from_the_all_traffic_interval_when_its_analysis_fails() {
+    let mut plan = example_plan();
+    plan.strategy = Strategy::BlueGreen { iterations: 2 };
+    plan.threshold = 1;
+    let responder = Scripted::all_pass().metric(|m, ctx| match (m.kind, ctx.canary_weight) {
+        (MetricKind::SuccessRate, 100) => MetricOutcome::Value(80.0),
+        _ => MetricOutcome::Value(crate::support::passing(m)),
+    });
+    let mut sim = started(plan, responder, Readiness::Ready);
+    assert!(sim.run_until_idle(at(3600)));
+    assert_eq!(sim.status.phase, Phase::Failed);
+    assert_eq!(sim.world.traffic[0], ("podinfo-00001".to_owned(), 100));
+    assert_eq!(sim.world.primary.as_deref(), Some("podinfo-00001"));
 }
 
 #[test]

@@ -15,6 +15,11 @@ pub fn at(secs: u64) -> Time {
     T0 + Duration::from_secs(secs)
 }
 
+/// A value inside the metric's bounds.
+pub fn passing(metric: &MetricCheck) -> f64 {
+    passing_value(metric)
+}
+
 /// Answers a metric query.
 pub type MetricFn = Box<dyn FnMut(&MetricCheck, &CheckContext) -> MetricOutcome>;
 /// Answers a webhook call.
