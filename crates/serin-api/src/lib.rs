@@ -30,7 +30,7 @@ pub use status::{CanaryCondition, CanaryStatus, LastDecision, parse_time, rfc333
 pub use template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
 pub use validate::{
     DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT, InvalidCanary,
-    Problem, Validated, parse_duration, validate, webhook_timeout,
+    Problem, Validated, is_http_url, parse_duration, validate, webhook_timeout,
 };
 
 /// The CRDs Serin serves, as `(file name, YAML)` pairs for `deploy/crds/`.

@@ -205,6 +205,14 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
             );
         }
     }
+    if let Some(server) = spec.metrics_server.as_deref()
+        && !is_http_url(server)
+    {
+        c.warn(
+            "spec.metricsServer",
+            format!("{server:?} is not an http(s) URL: every built-in metric and inline query check will fail"),
+        );
+    }
     if !analysis.alerts.is_empty() {
         c.warn(
             "spec.analysis.alerts",
@@ -323,6 +331,21 @@ fn strategy(c: &mut Checker, a: &CanaryAnalysis) -> Strategy {
 
 fn metric(c: &mut Checker, i: usize, m: &CanaryMetric) -> MetricCheck {
     let path = format!("spec.analysis.metrics[{i}]");
+    let builtin = matches!(m.name.as_str(), "request-success-rate" | "request-duration");
+    if builtin && (m.template_ref.is_some() || m.query.is_some()) {
+        let own = if m.template_ref.is_some() {
+            "templateRef"
+        } else {
+            "query"
+        };
+        c.error(
+            format!("{path}.name"),
+            format!(
+                "{:?} is a built-in metric: with {own} Flagger runs both the built-in query and yours against the same bounds; name this metric differently to run only yours, or remove {own} to run the built-in",
+                m.name
+            ),
+        );
+    }
     let kind = match m.name.as_str() {
         _ if m.template_ref.is_some() || m.query.is_some() => MetricKind::Custom,
         "request-success-rate" => MetricKind::SuccessRate,
@@ -429,4 +452,13 @@ pub fn webhook_timeout(w: &CanaryWebhook) -> Duration {
         .as_deref()
         .and_then(|t| parse_duration(t.trim()).ok())
         .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT)
+}
+
+/// Whether `text` is an `http://` or `https://` URL with a host (what the Prometheus client takes).
+pub fn is_http_url(text: &str) -> bool {
+    let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        !host.is_empty() && !host.contains(char::is_whitespace)
+    })
 }

@@ -87,11 +87,19 @@ async fn metric(ctx: &Context, canary: &Canary, plan: &Plan, req: &CheckRequest,
                 Err(e) => return MetricOutcome::Error(format!("Metric template {}.{ns} error: {e}", r.name)),
             }
         }
-        (None, Some(q)) => (q.clone(), ctx.provider_for(canary)),
-        (None, None) => match builtin_query(check.kind, ctx.config.query_set) {
-            Some(q) => (q.to_owned(), ctx.provider_for(canary)),
-            None => return MetricOutcome::Error(format!("no query for metric {}", check.name)),
-        },
+        (None, query) => {
+            let provider = match ctx.provider_for(canary) {
+                Ok(p) => p,
+                Err(e) => return MetricOutcome::Error(e),
+            };
+            match query
+                .clone()
+                .or_else(|| builtin_query(check.kind, ctx.config.query_set).map(str::to_owned))
+            {
+                Some(q) => (q, provider),
+                None => return MetricOutcome::Error(format!("no query for metric {}", check.name)),
+            }
+        }
     };
     let query = match render(&template, &query_ctx) {
         Ok(q) => q,

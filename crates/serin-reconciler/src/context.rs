@@ -199,33 +199,28 @@ impl Context {
         self.knative_cache.lock().ok().and_then(|mut slot| slot.take())
     }
 
-    /// The provider for a Canary's built-in metrics: its `metricsServer`, or the default.
-    pub fn provider_for(&self, canary: &Canary) -> Arc<dyn MetricsProvider> {
+    /// The provider for a Canary's built-in metrics and inline queries: its `metricsServer`, or
+    /// the default. An unusable `metricsServer` is an error (each check fails with it, as in
+    /// Flagger), never a silent fallback to the default.
+    pub fn provider_for(&self, canary: &Canary) -> Result<Arc<dyn MetricsProvider>, String> {
         let Some(address) = canary
             .spec
             .metrics_server
             .as_deref()
             .filter(|a| *a != self.config.metrics_server)
         else {
-            return self.default_provider.clone();
+            return Ok(self.default_provider.clone());
         };
-        let Ok(mut cache) = self.providers.lock() else {
-            return self.default_provider.clone();
-        };
+        let mut cache = self.providers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(p) = cache.get(address) {
-            return p.clone();
+            return Ok(p.clone());
         }
-        match PrometheusProvider::new(PrometheusConfig::new(address)) {
-            Ok(p) => {
-                let p: Arc<dyn MetricsProvider> = Arc::new(p);
-                cache.insert(address.to_owned(), p.clone());
-                p
-            }
-            Err(e) => {
-                tracing::warn!(%address, error = %e, "invalid metricsServer, using the default");
-                self.default_provider.clone()
-            }
-        }
+        let provider: Arc<dyn MetricsProvider> = Arc::new(
+            PrometheusProvider::new(PrometheusConfig::new(address))
+                .map_err(|e| format!("Error building Prometheus client for {address} {e}"))?,
+        );
+        cache.insert(address.to_owned(), provider.clone());
+        Ok(provider)
     }
 }
 

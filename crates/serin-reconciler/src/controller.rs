@@ -57,6 +57,22 @@ fn canaries_for(
         .collect()
 }
 
+/// Keeps `flagger_canary_total{namespace}` up to date from the Canary cache (every 10 s, as a
+/// count over the cache; deletions included).
+async fn count_canaries(store: Store<Canary>, metrics: Arc<crate::metrics::ControllerMetrics>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        for canary in store.state() {
+            *counts
+                .entry(canary.metadata.namespace.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+        metrics.set_canary_totals(&counts);
+    }
+}
+
 /// Runs the controller until `shutdown` completes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
@@ -78,6 +94,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let _ = ctx.store.set(store.clone());
     let (by_service, index_s) = (store.clone(), ctx.targets.clone());
     let (by_revision, index_r) = (store.clone(), ctx.targets.clone());
+    tokio::spawn(count_canaries(store.clone(), ctx.metrics.clone()));
     // The watches fill the router's caches when it reads them; otherwise they only trigger.
     let services = watcher(services, watcher::Config::default()).default_backoff();
     let revisions = watcher(revisions, watcher::Config::default()).default_backoff();

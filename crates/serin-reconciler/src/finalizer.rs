@@ -5,6 +5,8 @@
 //! so a finalizer another controller adds concurrently is never dropped: the patch fails and the
 //! reconcile is retried with a fresh object.
 
+use std::sync::Arc;
+
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
@@ -55,7 +57,7 @@ pub async fn set_finalizer(api: &Api<Canary>, canary: &Canary, add: bool) -> Res
 /// A Canary being deleted: with `revertOnDeletion` on, write `Terminating`, release the target
 /// (never routing users to a revision that is not the primary), then remove the finalizer. With
 /// the flag switched off, only the finalizer goes.
-pub async fn finalize_deletion(canary: &Canary, ctx: &Context, api: &Api<Canary>) -> Result<Action, Error> {
+pub async fn finalize_deletion(canary: &Canary, ctx: &Arc<Context>, api: &Api<Canary>) -> Result<Action, Error> {
     if !has_finalizer(canary) {
         return Ok(Action::await_change());
     }

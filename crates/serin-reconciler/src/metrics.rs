@@ -6,6 +6,11 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Mutex,
+};
+
 use serin_core::Phase;
 
 /// `name`, `namespace`.
@@ -22,6 +27,15 @@ pub struct CanaryLabels {
 pub struct NamespaceLabels {
     /// Namespace.
     pub namespace: String,
+}
+
+/// `version`, `mesh_provider`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InfoLabels {
+    /// Serin's version.
+    pub version: String,
+    /// Always `knative`.
+    pub mesh_provider: String,
 }
 
 /// `workload`, `namespace`.
@@ -67,8 +81,12 @@ pub struct ResultLabels {
 /// Every metric of the controller.
 pub struct ControllerMetrics {
     registry: Registry,
+    /// `flagger_info`: 1, with the version and `mesh_provider="knative"`.
+    pub info: Family<InfoLabels, Gauge>,
     /// `flagger_canary_total`.
     pub total: Family<NamespaceLabels, Gauge>,
+    /// Namespaces `total` has a series for.
+    namespaces: Mutex<BTreeSet<String>>,
     /// `flagger_canary_status`: 0 Progressing, 2 Failed, 1 otherwise.
     pub status: Family<CanaryLabels, Gauge>,
     /// `flagger_canary_weight`.
@@ -97,6 +115,17 @@ impl ControllerMetrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::default();
+        let info = Family::<InfoLabels, Gauge>::default();
+        info.get_or_create(&InfoLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+            mesh_provider: "knative".into(),
+        })
+        .set(1);
+        registry.register(
+            "flagger_info",
+            "Flagger (here: Serin) version and mesh provider",
+            info.clone(),
+        );
         let total = Family::<NamespaceLabels, Gauge>::default();
         let status = Family::<CanaryLabels, Gauge>::default();
         let weight = Family::<WorkloadLabels, Gauge>::default();
@@ -143,7 +172,9 @@ impl ControllerMetrics {
         );
         ControllerMetrics {
             registry,
+            info,
             total,
+            namespaces: Mutex::default(),
             status,
             weight,
             analysis,
@@ -180,6 +211,24 @@ impl ControllerMetrics {
         w(target.to_owned(), i64::from(canary_weight));
     }
 
+    /// Sets `flagger_canary_total` from Canaries counted per namespace; namespaces counted
+    /// before and absent now go to 0.
+    pub fn set_canary_totals(&self, counts: &BTreeMap<String, i64>) {
+        let mut known = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.extend(counts.keys().cloned());
+        for namespace in known.iter() {
+            let count = counts.get(namespace).copied().unwrap_or(0);
+            self.total
+                .get_or_create(&NamespaceLabels {
+                    namespace: namespace.clone(),
+                })
+                .set(count);
+        }
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -187,5 +236,28 @@ impl ControllerMetrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_and_canary_totals_are_exposed_with_flaggers_names() {
+        let metrics = ControllerMetrics::new();
+        let text = metrics.encode();
+        assert!(
+            text.contains(&format!(
+                "flagger_info{{version=\"{}\",mesh_provider=\"knative\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        metrics.set_canary_totals(&BTreeMap::from([("test".into(), 2), ("prod".into(), 1)]));
+        metrics.set_canary_totals(&BTreeMap::from([("test".into(), 3)]));
+        let text = metrics.encode();
+        assert!(text.contains("flagger_canary_total{namespace=\"test\"} 3"), "{text}");
+        assert!(text.contains("flagger_canary_total{namespace=\"prod\"} 0"), "{text}");
     }
 }

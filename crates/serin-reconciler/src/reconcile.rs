@@ -4,13 +4,13 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{Api, ResourceExt, runtime::controller};
 use serin_api::{Canary, validate};
-use serin_core::{Action, Decision, Event, Observation, Phase, Plan, Severity, Step, Strategy, step};
+use serin_core::{Action, Decision, Observation, Phase, Plan, Step, Strategy, step};
 use serin_knative::{RouterError, Target};
 
 use crate::{
     Context, Error, checks,
     finalizer::{finalize_deletion, has_finalizer, set_finalizer},
-    notify::{post_rollout, record_event},
+    notify::{post_rollout, record_event, warn},
     status::{reject, write_status},
 };
 
@@ -47,7 +47,7 @@ pub fn error_policy(canary: Arc<Canary>, error: &Error, _ctx: Arc<Context>) -> c
     }
 }
 
-async fn reconcile_inner(canary: &Canary, ctx: &Context) -> Result<controller::Action, Error> {
+async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controller::Action, Error> {
     let namespace = canary.namespace().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &namespace);
     if canary.metadata.deletion_timestamp.is_some() {
@@ -161,7 +161,7 @@ fn earlier_canary_for_same_target(canary: &Canary, ctx: &Context) -> Option<Stri
 /// Executes the engine's actions in order; a routing failure becomes a Warning and the error.
 pub(crate) async fn execute(
     canary: &Canary,
-    ctx: &Context,
+    ctx: &Arc<Context>,
     plan: &Plan,
     target: &Target,
     decision: &Decision,
@@ -173,7 +173,7 @@ pub(crate) async fn execute(
             Action::Promote { revision } => ctx.router.promote(target, revision).await,
             Action::Release { pin } => ctx.router.release(target, pin.clone()).await,
             Action::Event(e) => {
-                record_event(canary, ctx, plan, e, decision.status.phase).await;
+                record_event(canary, ctx, e, decision.status.phase.as_str()).await;
                 Ok(())
             }
             Action::RecordMetric { name, value } => {
@@ -198,16 +198,7 @@ pub(crate) async fn execute(
             }
         };
         if let Err(e) = result {
-            let message = format!("{e}");
-            ctx.events
-                .record(
-                    canary,
-                    &Event {
-                        severity: Severity::Warning,
-                        message,
-                    },
-                )
-                .await;
+            warn(canary, ctx, e.to_string()).await;
             return Err(e.into());
         }
     }

@@ -7,7 +7,7 @@ use kube::{
 };
 use serde_json::json;
 use serin_api::{Canary, CanaryStatus, LastDecision, rfc3339};
-use serin_core::{Decision, Event, Phase, Plan, Severity, Time, schedule::estimated_promotion};
+use serin_core::{Decision, Phase, Plan, Time, schedule::estimated_promotion};
 
 use crate::{Context, Error, reconcile::key};
 
@@ -121,15 +121,7 @@ pub(crate) async fn reject(
     status.set_condition("Stalled", "True", reason, message, now);
     status.set_condition("Reconciling", "False", reason, message, now);
     if status.differs_ignoring_timestamps(&previous) {
-        ctx.events
-            .record(
-                canary,
-                &Event {
-                    severity: Severity::Warning,
-                    message: message.to_owned(),
-                },
-            )
-            .await;
+        crate::notify::warn(canary, ctx, message.to_owned()).await;
         patch_status(api, canary, &previous, &status).await?;
     }
     tracing::warn!(canary = %key(canary), %message, "Canary not usable");

@@ -243,3 +243,15 @@ async fn invalid_canaries_get_conditions_and_an_event_and_nothing_is_routed() {
     .expect("again");
     assert_eq!(self::events(&api).await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_unusable_metrics_server_is_an_error_not_the_default_prometheus() {
+    let clock = Arc::new(AtomicI64::new(0));
+    let (_api, ctx, canaries) = setup(MockRouter::new(), clock).await;
+    let mut canary = canaries.get("podinfo").await.expect("get");
+    canary.spec.metrics_server = Some("prometheus:9090".into());
+    let error = ctx.provider_for(&canary).err().expect("no fallback");
+    assert!(error.starts_with("Error building Prometheus client for prometheus:9090"), "{error}");
+    canary.spec.metrics_server = Some("http://prometheus.other:9090".into());
+    assert!(ctx.provider_for(&canary).is_ok());
+}

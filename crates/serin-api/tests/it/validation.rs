@@ -171,3 +171,39 @@ fn non_canary_documents_are_skipped_and_bad_yaml_is_an_error() {
     assert_eq!(canaries_in(&text).expect("yaml").len(), 1);
     assert!(canaries_in("key: [unclosed").is_err());
 }
+
+#[test]
+fn a_builtin_metric_name_with_a_template_is_refused_with_what_flagger_would_do() {
+    let p = problems(&[(
+        "    - name: request-success-rate\n",
+        "    - name: request-success-rate\n      templateRef:\n        name: error-rate\n",
+    )]);
+    assert_eq!(
+        p,
+        [
+            "spec.analysis.metrics[0].name: \"request-success-rate\" is a built-in metric: with templateRef Flagger runs both the built-in query and yours against the same bounds; name this metric differently to run only yours, or remove templateRef to run the built-in"
+        ]
+    );
+}
+
+#[test]
+fn an_unusable_metrics_server_is_a_warning_naming_the_consequence() {
+    let text = read("testdata/seed/podinfo-canary.yaml").replacen(
+        "provider: knative",
+        "provider: knative\n  metricsServer: prometheus:9090",
+        1,
+    );
+    let Some(CanaryDocument::Parsed(canary)) = canaries_in(&text).expect("yaml").into_iter().next() else {
+        panic!("parsed");
+    };
+    let validated = validate(&canary).expect("valid");
+    let warnings: Vec<String> = validated.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "spec.metricsServer: \"prometheus:9090\" is not an http(s) URL: every built-in metric and inline query check will fail"
+        ]
+    );
+    assert!(serin_api::is_http_url("http://prometheus.istio-system:9090"));
+    assert!(!serin_api::is_http_url("https://"));
+}
