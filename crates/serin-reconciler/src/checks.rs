@@ -110,6 +110,32 @@ async fn metric(ctx: &Context, canary: &Canary, plan: &Plan, req: &CheckRequest,
     outcome(result)
 }
 
+/// Flagger's check at initialization that every metrics provider of the Canary answers
+/// (`vector(1)` for Prometheus): `Ok` or the first provider's error.
+pub async fn providers_available(ctx: &Context, canary: &Canary) -> Result<(), String> {
+    let namespace = canary.metadata.namespace.clone().unwrap_or_default();
+    let metrics = canary.spec.analysis.iter().flat_map(|a| a.metrics.iter());
+    let mut checked_default = false;
+    for metric in metrics {
+        let provider = match &metric.template_ref {
+            Some(r) => {
+                let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
+                template_provider(ctx, &ns, &r.name)
+                    .await
+                    .map_err(|e| format!("Metric template {}.{ns} error: {e}", r.name))?
+                    .1
+            }
+            None if checked_default => continue,
+            None => {
+                checked_default = true;
+                ctx.provider_for(canary)?
+            }
+        };
+        provider.is_online().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// The query and provider of a MetricTemplate (reading its Secret for credentials).
 async fn template_provider(
     ctx: &Context,

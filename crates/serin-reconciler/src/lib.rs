@@ -46,7 +46,7 @@ mod status;
 pub use context::{Clock, Config, Context, wall_clock};
 pub use controller::run;
 pub use finalizer::FINALIZER;
-pub use reconcile::{error_policy, reconcile};
+pub use reconcile::{PERMANENT_ERROR_BACKOFF, error_policy, reconcile};
 pub use status::merge_diff;
 
 /// Resource kinds and verbs the controller uses, for RBAC checks: (group, resource, verbs).
@@ -74,10 +74,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying soon may help.
+    /// Whether retrying soon may help: API trouble that passes (409, 429, 5xx, transport), as
+    /// opposed to a refusal that needs a change first (400, 403, 404, 405, 415, 422; Knative
+    /// refusing the traffic; a Service that cannot be read).
     pub fn is_transient(&self) -> bool {
         match self {
+            Error::Kube(kube::Error::Api(status)) => !matches!(status.code, 400 | 403 | 404 | 405 | 415 | 422),
             Error::Kube(_) => true,
+            Error::Router(serin_knative::RouterError::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) => !matches!(status.code, 400 | 403 | 404 | 405 | 415 | 422),
             Error::Router(e) => e.is_transient(),
         }
     }

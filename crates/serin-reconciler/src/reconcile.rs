@@ -11,7 +11,7 @@ use crate::{
     Context, Error, checks,
     finalizer::{finalize_deletion, has_finalizer, set_finalizer},
     notify::{post_rollout, record_event, warn},
-    status::{reject, write_status},
+    status::{reject, stalled, write_status},
 };
 
 pub(crate) fn key(canary: &Canary) -> String {
@@ -21,7 +21,16 @@ pub(crate) fn key(canary: &Canary) -> String {
 /// Reconciles one Canary.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<controller::Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&canary, &ctx).await;
+    let result = match reconcile_inner(&canary, &ctx).await {
+        // A refusal retried every 2 s would be retried forever: record it once (condition and
+        // Warning) and come back much later, or at the next change of the Canary.
+        Err(e) if !e.is_transient() => {
+            tracing::warn!(canary = %key(&canary), error = %e, "reconcile failed; not retried soon");
+            stalled(&canary, &ctx, "PermanentError", &e.to_string()).await;
+            Ok(controller::Action::requeue(PERMANENT_ERROR_BACKOFF))
+        }
+        other => other,
+    };
     let labels = crate::metrics::ResultLabels {
         result: if result.is_ok() { "ok".into() } else { "error".into() },
     };
@@ -36,6 +45,10 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<control
         .observe(started.elapsed().as_secs_f64());
     result
 }
+
+/// How long a Canary whose reconcile was refused (403, 422, …) waits before the next attempt,
+/// unless it changes first.
+pub const PERMANENT_ERROR_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Requeues failed reconciles: soon for transient trouble, later otherwise.
 pub fn error_policy(canary: Arc<Canary>, error: &Error, _ctx: Arc<Context>) -> controller::Action {
@@ -106,6 +119,9 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
     let now = (ctx.clock)();
     let previous = canary.status.clone().unwrap_or_default();
     let status = previous.to_rollout();
+    if status.phase == Phase::Initializing && !plan.skip_analysis && !plan.metrics.is_empty() {
+        check_providers(canary, ctx).await;
+    }
     if let Some(due) = status.next_step_at
         && now >= due
     {
@@ -138,6 +154,21 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
     };
     tracing::info!(canary = %key(canary), phase = decision.status.phase.as_str(), weight = decision.status.canary_weight, summary = %decision.explanation.summary, next_in = ?requeue, "reconciled");
     Ok(controller::Action::requeue(requeue))
+}
+
+/// Flagger's provider check while initializing: an event either way, never a failure.
+async fn check_providers(canary: &Canary, ctx: &Context) {
+    let event = match checks::providers_available(ctx, canary).await {
+        Ok(()) => serin_core::Event {
+            severity: serin_core::Severity::Normal,
+            message: "all the metrics providers are available!".into(),
+        },
+        Err(e) => serin_core::Event {
+            severity: serin_core::Severity::Warning,
+            message: format!("Error checking metric providers: {e}"),
+        },
+    };
+    record_event(canary, ctx, &event, Phase::Initializing.as_str()).await;
 }
 
 /// The Canary that owns the same target, when it is not this one.

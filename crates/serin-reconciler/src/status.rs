@@ -127,3 +127,21 @@ pub(crate) async fn reject(
     tracing::warn!(canary = %key(canary), %message, "Canary not usable");
     Ok(())
 }
+
+/// Marks a Canary whose reconcile keeps being refused (403, 422, …): `Stalled=True` and a Warning
+/// once; the rollout's own conditions stay as they were. Failing to write it is only logged (the
+/// same refusal may apply to the status).
+pub(crate) async fn stalled(canary: &Canary, ctx: &Context, reason: &str, message: &str) {
+    let previous = canary.status.clone().unwrap_or_default();
+    let now = (ctx.clock)();
+    let mut status = previous.clone();
+    status.set_condition("Stalled", "True", reason, message, now);
+    if !status.differs_ignoring_timestamps(&previous) {
+        return;
+    }
+    crate::notify::warn(canary, ctx, message.to_owned()).await;
+    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &canary.namespace().unwrap_or_default());
+    if let Err(e) = patch_status(&api, canary, &previous, &status).await {
+        tracing::warn!(canary = %key(canary), error = %e, "cannot record the refusal in status");
+    }
+}

@@ -84,6 +84,7 @@ async fn setup(router: MockRouter, clock: Arc<AtomicI64>) -> (KubeApi, Arc<Conte
             100.0
         }))
     });
+    metrics.expect_is_online().returning(|| Ok(()));
     let mut webhooks = MockWebhookClient::new();
     webhooks.expect_call().returning(|_| HookOutcome::Passed);
     let mut ctx = Context::new(
@@ -193,6 +194,11 @@ async fn seed_rollout_with_mocked_providers_in_virtual_time() {
     assert_eq!(status.primary_revision.as_deref(), Some("podinfo-00002"));
     assert!(status.last_decision.is_some_and(|d| d.summary.contains("promoted")));
     let events = events(&api).await;
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some("all the metrics providers are available!"),
+        "Flagger's provider check while initializing: {events:#?}"
+    );
     assert!(
         events.contains(&"Promotion completed! Scaling down podinfo.test".to_owned()),
         "{events:#?}"
@@ -251,7 +257,50 @@ async fn an_unusable_metrics_server_is_an_error_not_the_default_prometheus() {
     let mut canary = canaries.get("podinfo").await.expect("get");
     canary.spec.metrics_server = Some("prometheus:9090".into());
     let error = ctx.provider_for(&canary).err().expect("no fallback");
-    assert!(error.starts_with("Error building Prometheus client for prometheus:9090"), "{error}");
+    assert!(
+        error.starts_with("Error building Prometheus client for prometheus:9090"),
+        "{error}"
+    );
     canary.spec.metrics_server = Some("http://prometheus.other:9090".into());
     assert!(ctx.provider_for(&canary).is_ok());
+}
+
+#[tokio::test]
+async fn a_refusal_is_recorded_once_and_backed_off_instead_of_retried_every_2s() {
+    let mut router = MockRouter::new();
+    router.expect_observe().returning(|t| {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "services.serving.knative.dev \"podinfo\" is forbidden: User \"system:serviceaccount:serin-system:serin\" cannot get resource \"services\""
+        }))
+        .expect("status");
+        Err(serin_knative::RouterError::Api {
+            service: t.display(),
+            source: kube::Error::Api(Box::new(status)),
+        })
+    });
+    let clock = Arc::new(AtomicI64::new(0));
+    let (api, ctx, canaries) = setup(router, clock).await;
+    for _ in 0..2 {
+        let action = reconcile(Arc::new(canaries.get("podinfo").await.expect("get")), ctx.clone())
+            .await
+            .expect("a refusal is not a reconcile error");
+        assert_eq!(
+            action,
+            kube::runtime::controller::Action::requeue(serin_reconciler::PERMANENT_ERROR_BACKOFF)
+        );
+    }
+    let status = canaries.get("podinfo").await.expect("get").status.expect("status");
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_deref()),
+        ("True", Some("PermanentError"))
+    );
+    let events = events(&api).await;
+    assert_eq!(events.len(), 1, "one Warning for the same refusal: {events:#?}");
+    assert!(events[0].contains("is forbidden"), "{events:#?}");
 }
