@@ -44,14 +44,7 @@ impl Router for InMemoryRouter {
     }
 
     async fn initialize(&self, _: &Target, primary: &str) -> Result<(), RouterError> {
-        self.promote(
-            &Target {
-                namespace: String::new(),
-                name: String::new(),
-            },
-            primary,
-        )
-        .await
+        self.promote(&Target::new("", ""), primary).await
     }
 
     async fn set_split(&self, _: &Target, split: &TrafficSplit) -> Result<(), RouterError> {
@@ -119,10 +112,7 @@ fn plan() -> Plan {
 async fn main() -> anyhow::Result<()> {
     let router = Arc::new(InMemoryRouter::default());
     let metrics = FnProvider(Box::new(|_query| 0.2));
-    let target = Target {
-        namespace: "prod".into(),
-        name: "shop".into(),
-    };
+    let target = Target::new("prod", "shop");
     router
         .revisions
         .lock()

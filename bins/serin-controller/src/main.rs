@@ -73,6 +73,11 @@ struct Cli {
     /// hook's timeout, so only this many hanging hooks at once can delay other Canaries.
     #[arg(long, env = "SERIN_MAX_CONCURRENT_RECONCILES", default_value_t = 256)]
     max_concurrent_reconciles: u16,
+    /// Tag the traffic targets `primary` and `canary` (each tag adds a host name to the Route,
+    /// and a certificate under auto-TLS). `--traffic-tags=false` names the revisions only; a
+    /// Canary's `serin.dev/traffic-tags: "true"|"false"` annotation overrides this.
+    #[arg(long, env = "SERIN_TRAFFIC_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
+    traffic_tags: bool,
 }
 
 fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
@@ -122,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         resync: cli.resync,
         max_concurrent_reconciles: cli.max_concurrent_reconciles,
         component: "serin".into(),
+        traffic_tags: cli.traffic_tags,
     };
     // The router reads the Services and Revisions the controller's watches cache.
     let (cache, cache_writer) = KnativeCache::new();

@@ -226,15 +226,15 @@ impl Router for KnativeRouter {
     }
 
     async fn initialize(&self, t: &Target, primary: &str) -> Result<(), RouterError> {
-        self.write(t, |rv| patches::initialize(primary, rv)).await
+        self.write(t, |rv| patches::initialize(primary, rv, t.tags)).await
     }
 
     async fn set_split(&self, t: &Target, split: &TrafficSplit) -> Result<(), RouterError> {
-        self.write(t, |rv| patches::split(split, rv)).await
+        self.write(t, |rv| patches::split(split, rv, t.tags)).await
     }
 
     async fn promote(&self, t: &Target, revision: &str) -> Result<(), RouterError> {
-        self.write(t, |rv| patches::promote(revision, rv)).await
+        self.write(t, |rv| patches::promote(revision, rv, t.tags)).await
     }
 
     async fn release(&self, t: &Target, pin: Option<String>) -> Result<(), RouterError> {

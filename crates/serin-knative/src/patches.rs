@@ -21,33 +21,41 @@ fn guarded(resource_version: &str, annotations: Value, traffic: Value) -> Value 
     })
 }
 
+/// One traffic target by revision name, tagged when `tag` is given.
+fn entry(revision: &str, percent: u8, tag: Option<&str>) -> Value {
+    match tag {
+        Some(tag) => json!({"revisionName": revision, "percent": percent, "tag": tag}),
+        None => json!({"revisionName": revision, "percent": percent}),
+    }
+}
+
 /// Takes over routing: `primary` gets 100%.
-pub fn initialize(primary: &str, resource_version: &str) -> Value {
+pub fn initialize(primary: &str, resource_version: &str, tags: bool) -> Value {
     guarded(
         resource_version,
         json!({PRIMARY_ANNOTATION: primary}),
-        json!([{"revisionName": primary, "percent": 100, "tag": PRIMARY_TAG}]),
+        json!([entry(primary, 100, tags.then_some(PRIMARY_TAG))]),
     )
 }
 
 /// Splits traffic between the primary and the canary revision.
-pub fn split(split: &TrafficSplit, resource_version: &str) -> Value {
+pub fn split(split: &TrafficSplit, resource_version: &str, tags: bool) -> Value {
     guarded(
         resource_version,
         json!({PRIMARY_ANNOTATION: split.primary}),
         json!([
-            {"revisionName": split.primary, "percent": split.primary_weight(), "tag": PRIMARY_TAG},
-            {"revisionName": split.canary, "percent": split.canary_weight, "tag": CANARY_TAG},
+            entry(&split.primary, split.primary_weight(), tags.then_some(PRIMARY_TAG)),
+            entry(&split.canary, split.canary_weight, tags.then_some(CANARY_TAG)),
         ]),
     )
 }
 
 /// Promotes `revision`: it becomes the primary with 100%, in one write.
-pub fn promote(revision: &str, resource_version: &str) -> Value {
+pub fn promote(revision: &str, resource_version: &str, tags: bool) -> Value {
     guarded(
         resource_version,
         json!({PRIMARY_ANNOTATION: revision}),
-        json!([{"revisionName": revision, "percent": 100, "tag": PRIMARY_TAG}]),
+        json!([entry(revision, 100, tags.then_some(PRIMARY_TAG))]),
     )
 }
 
@@ -69,7 +77,7 @@ mod tests {
     #[test]
     fn initialize_pins_the_primary_by_name() {
         assert_eq!(
-            initialize("podinfo-00001", "42"),
+            initialize("podinfo-00001", "42", true),
             json!({
                 "metadata": {"resourceVersion": "42", "annotations": {"flagger.app/primary-revision": "podinfo-00001"}},
                 "spec": {"traffic": [{"revisionName": "podinfo-00001", "percent": 100, "tag": "primary"}]}
@@ -85,7 +93,7 @@ mod tests {
             canary_weight: 30,
         };
         assert_eq!(
-            split(&s, "7"),
+            split(&s, "7", true),
             json!({
                 "metadata": {"resourceVersion": "7", "annotations": {"flagger.app/primary-revision": "podinfo-00001"}},
                 "spec": {"traffic": [
@@ -99,11 +107,31 @@ mod tests {
     #[test]
     fn promote_moves_annotation_and_traffic_in_one_patch() {
         assert_eq!(
-            promote("podinfo-00002", "9"),
+            promote("podinfo-00002", "9", true),
             json!({
                 "metadata": {"resourceVersion": "9", "annotations": {"flagger.app/primary-revision": "podinfo-00002"}},
                 "spec": {"traffic": [{"revisionName": "podinfo-00002", "percent": 100, "tag": "primary"}]}
             })
+        );
+    }
+
+    #[test]
+    fn without_tags_the_targets_are_named_only() {
+        let s = TrafficSplit {
+            primary: "podinfo-00001".into(),
+            canary: "podinfo-00002".into(),
+            canary_weight: 30,
+        };
+        assert_eq!(
+            split(&s, "7", false)["spec"]["traffic"],
+            json!([
+                {"revisionName": "podinfo-00001", "percent": 70},
+                {"revisionName": "podinfo-00002", "percent": 30}
+            ])
+        );
+        assert_eq!(
+            promote("podinfo-00002", "9", false)["spec"]["traffic"],
+            json!([{"revisionName": "podinfo-00002", "percent": 100}])
         );
     }
 

@@ -10,9 +10,21 @@ pub struct Target {
     pub namespace: String,
     /// Knative Service name.
     pub name: String,
+    /// Whether traffic targets carry the `primary` / `canary` tags (each tag adds a host name to
+    /// the Route, and a certificate under auto-TLS).
+    pub tags: bool,
 }
 
 impl Target {
+    /// A target with the default layout (tagged).
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Target {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            tags: true,
+        }
+    }
+
     /// `{name}.{namespace}`.
     pub fn display(&self) -> String {
         format!("{}.{}", self.name, self.namespace)

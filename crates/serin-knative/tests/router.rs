@@ -54,10 +54,7 @@ async fn env(images: Vec<(String, Behaviour)>) -> Env {
         .await
         .expect("create ksvc");
     let router = KnativeRouter::new(client).with_conflict_retries(8, Duration::from_millis(5));
-    let target = Target {
-        namespace: "test".into(),
-        name: "podinfo".into(),
-    };
+    let target = Target::new("test", "podinfo");
     let env = Env {
         api,
         services,

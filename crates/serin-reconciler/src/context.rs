@@ -31,6 +31,9 @@ pub struct Config {
     pub max_concurrent_reconciles: u16,
     /// Name shown as the events' source.
     pub component: String,
+    /// Whether traffic targets carry the `primary` / `canary` tags (a Canary's
+    /// `serin.dev/traffic-tags` annotation overrides it).
+    pub traffic_tags: bool,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             resync: Duration::from_secs(300),
             max_concurrent_reconciles: 256,
             component: "serin".into(),
+            traffic_tags: true,
         }
     }
 }

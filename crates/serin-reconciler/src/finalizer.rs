@@ -15,7 +15,7 @@ use kube::{
 use serde_json::{Value, json};
 use serin_api::{Canary, validate};
 use serin_core::finalize;
-use serin_knative::{RouterError, Target};
+use serin_knative::RouterError;
 
 use crate::{Context, Error, reconcile::execute, status::write_status};
 
@@ -63,10 +63,7 @@ pub async fn finalize_deletion(canary: &Canary, ctx: &Arc<Context>, api: &Api<Ca
     }
     let revert = canary.spec.revert_on_deletion.unwrap_or(false);
     if revert && let Ok(plan) = validate(canary).map(|v| v.plan) {
-        let target = Target {
-            namespace: plan.namespace.clone(),
-            name: plan.target_name.clone(),
-        };
+        let target = crate::reconcile::target_of(canary, ctx, &plan);
         match ctx.router.observe(&target).await {
             Ok(observed) => {
                 let now = (ctx.clock)();

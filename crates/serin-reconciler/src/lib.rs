@@ -46,7 +46,7 @@ mod status;
 pub use context::{Clock, Config, Context, wall_clock};
 pub use controller::run;
 pub use finalizer::FINALIZER;
-pub use reconcile::{PERMANENT_ERROR_BACKOFF, error_policy, reconcile};
+pub use reconcile::{PERMANENT_ERROR_BACKOFF, TRAFFIC_TAGS_ANNOTATION, error_policy, reconcile};
 pub use status::merge_diff;
 
 /// Resource kinds and verbs the controller uses, for RBAC checks: (group, resource, verbs).

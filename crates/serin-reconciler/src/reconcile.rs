@@ -94,10 +94,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         reject(canary, ctx, &api, "DuplicateTarget", &message).await?;
         return Ok(controller::Action::requeue(ctx.config.resync));
     }
-    let target = Target {
-        namespace: namespace.clone(),
-        name: plan.target_name.clone(),
-    };
+    let target = target_of(canary, ctx, &plan);
     let observed = match ctx.router.observe(&target).await {
         Ok(o) => o,
         Err(RouterError::NotFound(service)) => {
@@ -154,6 +151,24 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
     };
     tracing::info!(canary = %key(canary), phase = decision.status.phase.as_str(), weight = decision.status.canary_weight, summary = %decision.explanation.summary, next_in = ?requeue, "reconciled");
     Ok(controller::Action::requeue(requeue))
+}
+
+/// The annotation that turns the `primary` / `canary` traffic tags off (`"false"`) or on for one
+/// Canary, whatever `--traffic-tags` says.
+pub const TRAFFIC_TAGS_ANNOTATION: &str = "serin.dev/traffic-tags";
+
+/// The routed Service of a Canary, with its tag layout.
+pub(crate) fn target_of(canary: &Canary, ctx: &Context, plan: &Plan) -> Target {
+    let tags = match canary.annotations().get(TRAFFIC_TAGS_ANNOTATION).map(String::as_str) {
+        Some("false") => false,
+        Some("true") => true,
+        _ => ctx.config.traffic_tags,
+    };
+    Target {
+        namespace: plan.namespace.clone(),
+        name: plan.target_name.clone(),
+        tags,
+    }
 }
 
 /// Flagger's provider check while initializing: an event either way, never a failure.

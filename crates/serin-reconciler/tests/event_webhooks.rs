@@ -1,5 +1,5 @@
-//! Every event reaches the event webhooks, as in Flagger: invalid-spec events and router errors
-//! included (they are recorded outside the engine's decision).
+//! Every event reaches the event webhooks, as in Flagger: invalid-spec events, router errors and
+//! the provider check included (they are recorded outside the engine's decision).
 
 use std::{
     sync::{Arc, Mutex},
@@ -11,7 +11,7 @@ use kube::{Api, api::PostParams};
 use serin_api::Canary;
 use serin_core::{HookOutcome, Revision, World};
 use serin_knative::{MockRouter, Observed, RouterError};
-use serin_metrics::MockMetricsProvider;
+use serin_metrics::{MockMetricsProvider, QueryError};
 use serin_reconciler::{Config, Context, reconcile};
 use serin_sandbox::kube_api::KubeApi;
 use serin_webhook::{EventSink, HookCall, WebhookClient};
@@ -41,7 +41,13 @@ async fn context(router: MockRouter, sent: Arc<Recording>) -> (KubeApi, Arc<Cont
         client.clone(),
         Arc::new(router),
         sent.clone(),
-        Arc::new(MockMetricsProvider::new()),
+        {
+            let mut prometheus = MockMetricsProvider::new();
+            prometheus
+                .expect_is_online()
+                .returning(|| Err(QueryError::Transport("connection refused".into())));
+            Arc::new(prometheus)
+        },
         Config::default(),
     );
     let (sink, _task) = EventSink::spawn(sent, 16);
@@ -102,8 +108,18 @@ async fn router_errors_are_forwarded() {
     let sent = Arc::new(Recording::default());
     let (_api, ctx, canaries) = context(router, sent.clone()).await;
     let canary = canaries.get("podinfo").await.expect("get");
-    assert!(reconcile(Arc::new(canary), ctx).await.is_err());
-    let messages = sent_messages(&sent, 1).await;
+    let action = reconcile(Arc::new(canary), ctx).await.expect("a refusal is backed off");
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(serin_reconciler::PERMANENT_ERROR_BACKOFF)
+    );
+    let messages = sent_messages(&sent, 2).await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "Error checking metric providers: request failed: connection refused"),
+        "{messages:#?}"
+    );
     assert!(
         messages
             .iter()
