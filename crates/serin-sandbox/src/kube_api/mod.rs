@@ -15,6 +15,8 @@
 //! field-level server-side apply ownership (apply is a merge), schema validation and defaulting
 //! of custom resources, and garbage collection by owner references.
 
+mod control;
+mod crds;
 mod discovery;
 mod error;
 pub mod faults;
@@ -26,6 +28,7 @@ pub mod schema;
 mod selectors;
 pub mod store;
 mod table;
+mod verbs;
 mod watch;
 
 use std::{
@@ -130,7 +133,7 @@ impl KubeApi {
 
     /// Installs a CRD object (as `kubectl apply` would).
     pub fn install_crd(&self, crd: Value) -> Result<(), ApiError> {
-        handler::create_object(
+        verbs::create_object(
             &self.shared,
             "apiextensions.k8s.io",
             "customresourcedefinitions",
