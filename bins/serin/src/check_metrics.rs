@@ -6,9 +6,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serin_api::{CanaryDocument, MetricTemplate, canaries_in, validate};
 use serin_core::{MetricKind, Verdict, judge};
-use serin_metrics::{
-    PrometheusConfig, PrometheusProvider, QueryContext, QuerySet, builtin_query, promql_duration, query_all, render,
-};
+use serin_metrics::{PrometheusConfig, PrometheusProvider, QuerySet, QuerySource, Revisions, metric_query, query_all};
 
 /// Options of the subcommand.
 pub struct CheckMetrics<'a> {
@@ -39,37 +37,45 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
         .filter_map(|d| serde_json::from_value(d).ok())
         .collect();
     let analysis = canary.spec.analysis.clone().unwrap_or_default();
+    let revisions = Revisions {
+        canary: opts.canary_revision,
+        primary: opts.primary_revision.unwrap_or_default(),
+    };
     let mut queries = Vec::new();
     for (i, metric) in plan.metrics.iter().enumerate() {
         let spec = &analysis.metrics[i];
-        let template = match (metric.kind, &spec.template_ref, &spec.query) {
-            (_, Some(r), _) => templates
-                .iter()
-                .find(|t| t.metadata.name.as_deref() == Some(r.name.as_str()))
-                .map(|t| t.spec.query.clone())
-                .with_context(|| {
-                    format!(
-                        "metric {}: MetricTemplate {} is not in {}",
-                        metric.name,
-                        r.name,
-                        opts.file.display()
-                    )
-                })?,
-            (_, None, Some(q)) => q.clone(),
-            (kind, None, None) => builtin_query(kind, opts.query_set).unwrap_or_default().to_owned(),
+        let variables = spec.template_variables.clone().unwrap_or_default();
+        let query = match (&spec.template_ref, &spec.query) {
+            (Some(r), _) => {
+                let template = templates
+                    .iter()
+                    .find(|t| t.metadata.name.as_deref() == Some(r.name.as_str()))
+                    .with_context(|| {
+                        format!(
+                            "metric {}: MetricTemplate {} is not in {}",
+                            metric.name,
+                            r.name,
+                            opts.file.display()
+                        )
+                    })?;
+                let ns = r.namespace.clone().unwrap_or_else(|| plan.namespace.clone());
+                let name = format!("{}.{ns}", r.name);
+                let source = QuerySource::Template {
+                    name: &name,
+                    text: &template.spec.query,
+                };
+                metric_query(&plan, metric, source, revisions, &variables)
+            }
+            (None, Some(q)) => metric_query(&plan, metric, QuerySource::Inline(q), revisions, &variables),
+            (None, None) => metric_query(
+                &plan,
+                metric,
+                QuerySource::Builtin(opts.query_set),
+                revisions,
+                &variables,
+            ),
         };
-        let ctx = QueryContext {
-            name: plan.canary_name.clone(),
-            namespace: plan.namespace.clone(),
-            target: plan.target_name.clone(),
-            service: plan.target_name.clone(),
-            ingress: plan.target_name.clone(),
-            route: opts.canary_revision.to_owned(),
-            primary: opts.primary_revision.unwrap_or_default().to_owned(),
-            interval: promql_duration(metric.window),
-            variables: spec.template_variables.clone().unwrap_or_default(),
-        };
-        queries.push(render(&template, &ctx).with_context(|| format!("metric {}", metric.name))?);
+        queries.push(query.with_context(|| format!("metric {}", metric.name))?);
     }
     let provider = PrometheusProvider::new(PrometheusConfig::new(opts.prometheus))?;
     let outcomes = query_all(&provider, &queries).await;

@@ -101,6 +101,7 @@ mod tests {
             ..QueryContext::default()
         };
         let q = render(
+            "builtin",
             builtin_query(MetricKind::SuccessRate, QuerySet::Kourier).expect("builtin"),
             &ctx,
         )
@@ -110,6 +111,7 @@ mod tests {
             r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"default/podinfo-00001",envoy_response_code!~"5.*"}[1m])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"default/podinfo-00001",}[1m])) * 100"#
         );
         let q = render(
+            "builtin",
             builtin_query(MetricKind::Duration, QuerySet::Kourier).expect("builtin"),
             &ctx,
         )

@@ -10,11 +10,13 @@
 //!   [`query_all`] (one analysis step's queries, concurrently).
 //! - [`PrometheusProvider`]: `GET /api/v1/query`, auth, headers, TLS options, timeouts.
 //! - [`builtin_query`] and [`QuerySet`]: `request-success-rate` and `request-duration`.
-//! - [`render`]: `{{ variable }}` templating.
+//! - [`render`]: Go `text/template` rendering with Flagger's functions; [`metric_query`]: one
+//!   metric's query, built the same way for the controller and the CLI.
 
 mod builtin;
 mod prometheus;
 mod provider;
+mod query;
 mod template;
 
 pub use builtin::{QuerySet, builtin_query};
@@ -22,4 +24,5 @@ pub use prometheus::{Auth, PrometheusConfig, PrometheusProvider, ProviderError, 
 #[cfg(feature = "mock")]
 pub use provider::MockMetricsProvider;
 pub use provider::{MetricsProvider, QueryError, QueryValue, outcome, query_all};
+pub use query::{QuerySource, Revisions, metric_query};
 pub use template::{QueryContext, TemplateError, collapse_whitespace, promql_duration, render};

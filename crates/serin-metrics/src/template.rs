@@ -1,19 +1,19 @@
-//! Query templating: `{{ name }}`, `{{ namespace }}`, `{{ target }}`, `{{ service }}`,
-//! `{{ ingress }}`, `{{ route }}` (the canary revision), `{{ primary }}` (the primary revision),
-//! `{{ interval }}` and `{{ variables.KEY }}`, as in Flagger's MetricTemplates.
+//! Query templating with Go's `text/template` semantics, as Flagger renders MetricTemplates:
+//! comments, `{{-` / `-}}` trimming, pipelines, `printf`, `if` / `else`, `with`, `range`, and
+//! Flagger's functions `name`, `namespace`, `target`, `service`, `ingress`, `route` (the canary
+//! revision), `interval` and `variables` (`{{ variables.KEY }}`), plus Serin's `primary` (the
+//! primary revision). The same values are also the template's data, so `{{ .namespace }}` works
+//! too. Rendering is done by the `gotmpl` crate, a port of Go's package.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
-/// Why a query could not be rendered.
+use gotmpl::{MissingKey, Template, Value};
+
+/// Why a query could not be rendered: Go's message, with the template's name and position
+/// (`template: NAME:LINE:COL: …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
-    /// An unknown variable.
-    #[error("query template uses unknown variable {{{{ {0} }}}}")]
-    Unknown(String),
-    /// A `{{` without `}}`.
-    #[error("query template has an unclosed {{{{ at byte {0}")]
-    Unclosed(usize),
-}
+#[error("{0}")]
+pub struct TemplateError(pub String);
 
 /// The values a query may use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,43 +39,64 @@ pub struct QueryContext {
 }
 
 impl QueryContext {
-    fn lookup(&self, key: &str) -> Option<&str> {
-        Some(match key {
-            "name" => &self.name,
-            "namespace" => &self.namespace,
-            "target" => &self.target,
-            "service" => &self.service,
-            "ingress" => &self.ingress,
-            "route" => &self.route,
-            "primary" => &self.primary,
-            "interval" => &self.interval,
-            _ => {
-                return key
-                    .strip_prefix("variables.")
-                    .and_then(|k| self.variables.get(k))
-                    .map(String::as_str);
-            }
-        })
+    fn strings(&self) -> [(&'static str, &str); 8] {
+        [
+            ("name", &self.name),
+            ("namespace", &self.namespace),
+            ("target", &self.target),
+            ("service", &self.service),
+            ("ingress", &self.ingress),
+            ("route", &self.route),
+            ("primary", &self.primary),
+            ("interval", &self.interval),
+        ]
+    }
+
+    fn variables(&self) -> Value {
+        Value::Map(Arc::new(
+            self.variables
+                .iter()
+                .map(|(k, v)| (Arc::<str>::from(k.as_str()), Value::String(v.as_str().into())))
+                .collect(),
+        ))
     }
 }
 
-/// Renders a template and collapses whitespace runs to one space (as Flagger does).
-pub fn render(template: &str, ctx: &QueryContext) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    let mut offset = 0;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or(TemplateError::Unclosed(offset + start))?;
-        let key = after[..end].trim().trim_start_matches('.');
-        out.push_str(ctx.lookup(key).ok_or_else(|| TemplateError::Unknown(key.to_owned()))?);
-        let consumed = start + 2 + end + 2;
-        offset += consumed;
-        rest = &rest[consumed..];
+/// Renders the query template called `name` (a MetricTemplate's `name.namespace`, or the
+/// metric's name for an inline query) and collapses whitespace runs to one space. A missing
+/// variable is an error, not Go's `<no value>` in the query.
+pub fn render(name: &str, template: &str, ctx: &QueryContext) -> Result<String, TemplateError> {
+    let mut data: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+    let mut tmpl = Template::new(name).missing_key(MissingKey::Error);
+    for (key, value) in ctx.strings() {
+        let value = Value::String(value.into());
+        data.insert(key.into(), value.clone());
+        tmpl = tmpl.func(key, move |_| Ok(value.clone()));
     }
-    out.push_str(rest);
-    Ok(collapse_whitespace(&out))
+    let variables = ctx.variables();
+    data.insert("variables".into(), variables.clone());
+    tmpl = tmpl.func("variables", move |_| Ok(variables.clone()));
+    let rendered = tmpl
+        .parse(template)
+        .and_then(|t| t.execute_to_string(&Value::Map(Arc::new(data))))
+        .map_err(|e| describe(name, template, e))?;
+    Ok(collapse_whitespace(&rendered))
+}
+
+/// Go's wording where Go reports the error at parse time with a position; the template's name
+/// in front of every other error.
+fn describe(name: &str, template: &str, error: gotmpl::TemplateError) -> TemplateError {
+    match error {
+        gotmpl::TemplateError::UndefinedFunction(function) => {
+            let line = template
+                .lines()
+                .position(|l| l.contains(function.as_str()))
+                .map_or(1, |i| i + 1);
+            TemplateError(format!("template: {name}:{line}: function \"{function}\" not defined"))
+        }
+        e @ (gotmpl::TemplateError::Parse { .. } | gotmpl::TemplateError::Lex { .. }) => TemplateError(e.to_string()),
+        e => TemplateError(format!("template: {name}: {e}")),
+    }
 }
 
 /// A PromQL range duration for `{{ interval }}`: `1m`, `30s`, `2h`, `1500ms`.
@@ -113,12 +134,40 @@ mod tests {
 
     #[test]
     fn renders_every_variable_and_collapses_whitespace() {
-        let q = render("sum(x{ns=\"{{ namespace }}\", rev=\"{{route}}\", p=\"{{ .primary }}\"}[{{ interval }}])\n  > {{ variables.threshold }}", &ctx())
-            .expect("renders");
+        let q = render(
+            "t",
+            "sum(x{ns=\"{{ namespace }}\", rev=\"{{route}}\", p=\"{{ .primary }}\"}[{{ interval }}])\n  > {{ variables.threshold }}",
+            &ctx(),
+        )
+        .expect("renders");
         assert_eq!(
             q,
             "sum(x{ns=\"test\", rev=\"podinfo-00002\", p=\"podinfo-00001\"}[1m]) > 5"
         );
+    }
+
+    #[test]
+    fn go_template_features_render_as_go_renders_them() {
+        let q = render(
+            "features.test",
+            "{{/* a comment */}}{{- if eq namespace \"test\" -}} a {{- else -}} b {{- end }} {{ printf \"%s-%d\" name 7 }} {{ with variables.threshold }}[{{ . }}]{{ end }} {{ namespace | printf \"%q\" }}",
+            &ctx(),
+        )
+        .expect("renders");
+        assert_eq!(q, "a podinfo-7 [5] \"test\"");
+    }
+
+    #[test]
+    fn template_errors_carry_the_templates_name_and_position() {
+        let err = render("error-rate.flagger-system", "x\n{{ revision }}", &ctx()).expect_err("unknown function");
+        assert_eq!(
+            err.0,
+            "template: error-rate.flagger-system:2: function \"revision\" not defined"
+        );
+        let err = render("t", "{{ variables.nope }}", &ctx()).expect_err("missing variable");
+        assert!(err.0.contains("nope"), "{err}");
+        let err = render("t", "ok {{ name", &ctx()).expect_err("unclosed");
+        assert!(err.0.starts_with("template: t:1:"), "{err}");
     }
 
     #[test]
@@ -128,22 +177,5 @@ mod tests {
         assert_eq!(promql_duration(Duration::from_secs(90)), "90s");
         assert_eq!(promql_duration(Duration::from_secs(7200)), "2h");
         assert_eq!(promql_duration(Duration::from_millis(1500)), "1500ms");
-    }
-
-    #[test]
-    fn unknown_variables_and_unclosed_braces_are_named() {
-        assert_eq!(
-            render("x{{ revision }}", &ctx()),
-            Err(TemplateError::Unknown("revision".into()))
-        );
-        assert_eq!(
-            render("{{ variables.nope }}", &ctx()),
-            Err(TemplateError::Unknown("variables.nope".into()))
-        );
-        assert_eq!(render("ok {{ name", &ctx()), Err(TemplateError::Unclosed(3)));
-        assert_eq!(
-            TemplateError::Unknown("revision".into()).to_string(),
-            "query template uses unknown variable {{ revision }}"
-        );
     }
 }

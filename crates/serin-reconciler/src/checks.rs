@@ -8,8 +8,7 @@ use kube::Api;
 use serin_api::{Canary, MetricTemplate, webhook_timeout};
 use serin_core::{CheckRequest, HookOutcome, MetricOutcome, Plan};
 use serin_metrics::{
-    Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QueryContext, builtin_query, outcome, promql_duration,
-    render,
+    Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QuerySource, Revisions, metric_query, outcome,
 };
 use serin_webhook::{CanaryWebhookPayload, HookCall};
 
@@ -68,40 +67,38 @@ async fn metric(ctx: &Context, canary: &Canary, plan: &Plan, req: &CheckRequest,
         return MetricOutcome::Error(format!("metric {index} is not in the spec"));
     };
     let namespace = canary.metadata.namespace.clone().unwrap_or_default();
-    let query_ctx = QueryContext {
-        name: plan.canary_name.clone(),
-        namespace: namespace.clone(),
-        target: plan.target_name.clone(),
-        service: plan.target_name.clone(),
-        ingress: plan.target_name.clone(),
-        route: req.canary_revision.clone().unwrap_or_default(),
-        primary: req.primary_revision.clone().unwrap_or_default(),
-        interval: promql_duration(check.window),
-        variables: spec.template_variables.clone().unwrap_or_default(),
+    let revisions = Revisions {
+        canary: req.canary_revision.as_deref().unwrap_or_default(),
+        primary: req.primary_revision.as_deref().unwrap_or_default(),
     };
-    let (template, provider): (String, Arc<dyn MetricsProvider>) = match (&spec.template_ref, &spec.query) {
+    let variables = spec.template_variables.clone().unwrap_or_default();
+    let (rendered, provider) = match (&spec.template_ref, &spec.query) {
         (Some(r), _) => {
             let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
-            match template_provider(ctx, &ns, &r.name).await {
+            let (text, provider) = match template_provider(ctx, &ns, &r.name).await {
                 Ok(pair) => pair,
                 Err(e) => return MetricOutcome::Error(format!("Metric template {}.{ns} error: {e}", r.name)),
-            }
+            };
+            let name = format!("{}.{ns}", r.name);
+            let source = QuerySource::Template {
+                name: &name,
+                text: &text,
+            };
+            (metric_query(plan, check, source, revisions, &variables), provider)
         }
         (None, query) => {
             let provider = match ctx.provider_for(canary) {
                 Ok(p) => p,
                 Err(e) => return MetricOutcome::Error(e),
             };
-            match query
-                .clone()
-                .or_else(|| builtin_query(check.kind, ctx.config.query_set).map(str::to_owned))
-            {
-                Some(q) => (q, provider),
-                None => return MetricOutcome::Error(format!("no query for metric {}", check.name)),
-            }
+            let source = match query {
+                Some(q) => QuerySource::Inline(q),
+                None => QuerySource::Builtin(ctx.config.query_set),
+            };
+            (metric_query(plan, check, source, revisions, &variables), provider)
         }
     };
-    let query = match render(&template, &query_ctx) {
+    let query = match rendered {
         Ok(q) => q,
         Err(e) => return MetricOutcome::Error(e.to_string()),
     };

@@ -22,7 +22,12 @@ fn query(kind: MetricKind, revision: &str) -> String {
         interval: "1m".into(),
         ..QueryContext::default()
     };
-    render(builtin_query(kind, QuerySet::Kourier).expect("built-in"), &ctx).expect("renders")
+    render(
+        "builtin",
+        builtin_query(kind, QuerySet::Kourier).expect("built-in"),
+        &ctx,
+    )
+    .expect("renders")
 }
 
 /// Polls `q` until `accept` holds or the deadline passes; returns the last value.
