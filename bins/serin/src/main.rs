@@ -1,6 +1,7 @@
 //! `serin`: the user's command line.
 //!
-//! - `serin validate FILE...`: checks every Canary in the files; one line per problem,
+//! - `serin validate FILE...`: checks every Canary (and MetricTemplate) in the files as the
+//!   controller would; one line per problem,
 //!   `FILE: Canary NAMESPACE/NAME: FIELD.PATH: problem`, exit 1 when any.
 //! - `serin plan FILE`: the rollout schedule of the file's Canary, computed by running the
 //!   engine in a simulated world where everything passes.
@@ -12,13 +13,12 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use serin_api::{CanaryDocument, canaries_in, validate};
-use serin_core::{go_duration, schedule::Schedule};
 use serin_metrics::QuerySet;
 
 mod check_metrics;
+mod plan;
+mod validate;
 
 #[derive(Parser)]
 #[command(name = "serin", version, about = "Progressive delivery for Knative Services")]
@@ -62,17 +62,20 @@ enum Command {
     },
 }
 
+/// Output format of `plan`.
 #[derive(Clone, Copy, ValueEnum)]
-enum Output {
+pub enum Output {
+    /// Lines for people.
     Text,
+    /// One JSON document.
     Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { files } => validate_files(&files),
-        Command::Plan { file, output } => plan(&file, output).map(|()| true),
+        Command::Validate { files } => validate::run(&files),
+        Command::Plan { file, output } => plan::run(&file, output).map(|()| true),
         Command::CheckMetrics {
             file,
             prometheus,
@@ -98,110 +101,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Prints one line per problem; returns whether every Canary is valid.
-fn validate_files(files: &[PathBuf]) -> anyhow::Result<bool> {
-    let mut all_valid = true;
-    for file in files {
-        let name = file.display();
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                println!("{name}: cannot read: {e}");
-                all_valid = false;
-                continue;
-            }
-        };
-        let docs = match canaries_in(&text) {
-            Ok(docs) => docs,
-            Err(e) => {
-                println!("{name}: {e}");
-                all_valid = false;
-                continue;
-            }
-        };
-        for doc in docs {
-            match doc {
-                CanaryDocument::Malformed { id, problem } => {
-                    println!("{name}: Canary {id}: {problem}");
-                    all_valid = false;
-                }
-                CanaryDocument::Parsed(canary) => {
-                    let id = format!(
-                        "{}/{}",
-                        canary.metadata.namespace.as_deref().unwrap_or("default"),
-                        canary.metadata.name.as_deref().unwrap_or_default()
-                    );
-                    match validate(&canary) {
-                        Ok(v) => {
-                            for w in v.warnings {
-                                eprintln!("{name}: Canary {id}: warning: {w}");
-                            }
-                            eprintln!("{name}: Canary {id}: valid");
-                        }
-                        Err(invalid) => {
-                            all_valid = false;
-                            for p in invalid.problems {
-                                println!("{name}: Canary {id}: {p}");
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(all_valid)
-}
-
-fn plan(file: &PathBuf, output: Output) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let docs = canaries_in(&text).with_context(|| file.display().to_string())?;
-    let canary = match docs.into_iter().next() {
-        Some(CanaryDocument::Parsed(c)) => c,
-        Some(CanaryDocument::Malformed { id, problem }) => {
-            bail!("{}: Canary {id}: {problem}", file.display())
-        }
-        None => bail!("{}: no Canary found", file.display()),
-    };
-    let plan = validate(&canary)
-        .map_err(|e| anyhow::anyhow!("{}: {e} (run `serin validate` for details)", file.display()))?
-        .plan;
-    let schedule = Schedule::for_plan(&plan);
-    match output {
-        Output::Json => println!("{}", serde_json::to_string(&schedule)?),
-        Output::Text => {
-            println!(
-                "Rollout of {} (interval {}):",
-                plan.target_ref(),
-                go_duration(plan.interval)
-            );
-            for step in &schedule.steps {
-                let hooks: Vec<String> = schedule
-                    .hooks
-                    .iter()
-                    .filter(|h| h.at_seconds == step.at_seconds)
-                    .map(|h| format!("{} ({})", h.name, h.kind))
-                    .collect();
-                let hooks = if hooks.is_empty() {
-                    String::new()
-                } else {
-                    format!("  hooks: {}", hooks.join(", "))
-                };
-                println!(
-                    "  +{:>4}s  canary weight {:>3}%{hooks}",
-                    step.at_seconds, step.canary_weight
-                );
-            }
-            match schedule.promotion_at_seconds {
-                Some(s) => println!("  +{s:>4}s  promotion (after {} metric checks)", schedule.metric_checks),
-                None => println!("  never promoted: check the plan"),
-            }
-            match schedule.fastest_rollback_seconds {
-                Some(s) => println!("Fastest rollback (every check failing): {s}s after detection"),
-                None => println!("No check can fail: only the progress deadline can roll back"),
-            }
-        }
-    }
-    Ok(())
 }

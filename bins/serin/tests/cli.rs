@@ -101,3 +101,31 @@ fn plan_text_names_the_hooks_at_each_step() {
     );
     assert!(stdout.contains("+  75s  promotion (after 5 metric checks)"), "{stdout}");
 }
+
+#[test]
+fn validate_finds_queries_the_controller_could_not_render_and_unsupported_providers() {
+    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    let with_query = seed.replacen(
+        "    - name: request-duration\n",
+        "    - name: errors\n      query: sum(rate(x{ns=\"{{ namespace }\"}[{{ interval }}]))\n      thresholdRange:\n        max: 1\n    - name: request-duration\n",
+        1,
+    );
+    assert_ne!(with_query, seed);
+    let template = "---\napiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata:\n  name: dd\n  namespace: test\nspec:\n  provider:\n    type: datadog\n  query: avg:x{a:{{ target }}}\n";
+    let path = temp_file("queries.yaml", &format!("{with_query}{template}"));
+    let file = path.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = serin(&["validate", &file]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "{file}: Canary test/podinfo: spec.analysis.metrics[1].query: template: errors:1:"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{file}: MetricTemplate test/dd: spec.provider.type: \"datadog\" is not supported yet (only prometheus)"
+        )),
+        "{stdout}"
+    );
+}

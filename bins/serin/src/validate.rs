@@ -1,0 +1,163 @@
+//! `serin validate FILE...`: every Canary in the files checked as the controller checks it, plus
+//! what the controller would only find at the first analysis step: queries (inline, and those of
+//! the MetricTemplates in the same files) that do not render, and MetricTemplate providers Serin
+//! does not run. One line per problem, `FILE: Canary NAMESPACE/NAME: FIELD.PATH: problem`.
+
+use std::path::PathBuf;
+
+use serin_api::{Canary, CanaryDocument, MetricTemplate, canaries_in, validate};
+use serin_metrics::{QueryContext, render};
+
+/// Prints one line per problem; returns whether every Canary is valid.
+pub fn run(files: &[PathBuf]) -> anyhow::Result<bool> {
+    let mut all_valid = true;
+    for file in files {
+        let name = file.display();
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                println!("{name}: cannot read: {e}");
+                all_valid = false;
+                continue;
+            }
+        };
+        let docs = match canaries_in(&text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                println!("{name}: {e}");
+                all_valid = false;
+                continue;
+            }
+        };
+        for doc in docs {
+            match doc {
+                CanaryDocument::Malformed { id, problem } => {
+                    println!("{name}: Canary {id}: {problem}");
+                    all_valid = false;
+                }
+                CanaryDocument::Parsed(canary) => {
+                    let id = format!(
+                        "{}/{}",
+                        canary.metadata.namespace.as_deref().unwrap_or("default"),
+                        canary.metadata.name.as_deref().unwrap_or_default()
+                    );
+                    match validate(&canary) {
+                        Ok(v) => {
+                            for w in v.warnings {
+                                eprintln!("{name}: Canary {id}: warning: {w}");
+                            }
+                            let problems = query_problems(&canary);
+                            for p in &problems {
+                                println!("{name}: Canary {id}: {p}");
+                            }
+                            if problems.is_empty() {
+                                eprintln!("{name}: Canary {id}: valid");
+                            } else {
+                                all_valid = false;
+                            }
+                        }
+                        Err(invalid) => {
+                            all_valid = false;
+                            for p in invalid.problems {
+                                println!("{name}: Canary {id}: {p}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for file in files {
+        for problem in std::fs::read_to_string(file)
+            .ok()
+            .map(|text| template_problems(&text))
+            .unwrap_or_default()
+        {
+            println!("{}: {problem}", file.display());
+            all_valid = false;
+        }
+    }
+    Ok(all_valid)
+}
+
+/// Values to render queries with: what the controller fills in, with placeholder revisions.
+fn sample_context(canary: &Canary) -> QueryContext {
+    let target = canary.spec.target_ref.name.clone();
+    QueryContext {
+        name: canary.metadata.name.clone().unwrap_or_default(),
+        namespace: canary.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        service: target.clone(),
+        ingress: target.clone(),
+        route: format!("{target}-00002"),
+        primary: format!("{target}-00001"),
+        target,
+        interval: "1m".into(),
+        variables: Default::default(),
+    }
+}
+
+/// Inline queries that the controller could not render: each would fail every check.
+fn query_problems(canary: &Canary) -> Vec<String> {
+    let mut ctx = sample_context(canary);
+    let metrics = canary.spec.analysis.iter().flat_map(|a| a.metrics.iter()).enumerate();
+    let mut problems = Vec::new();
+    for (i, metric) in metrics {
+        let Some(query) = &metric.query else { continue };
+        ctx.variables = metric.template_variables.clone().unwrap_or_default();
+        if let Err(e) = render(&metric.name, query, &ctx) {
+            problems.push(format!("spec.analysis.metrics[{i}].query: {e}"));
+        }
+    }
+    problems
+}
+
+/// The MetricTemplates of a file whose query does not render or whose provider Serin does not
+/// run: every check using them would fail.
+fn template_problems(text: &str) -> Vec<String> {
+    let Ok(docs) = serde_saphyr::from_multiple::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for doc in docs.into_iter().filter(|d| d["kind"] == "MetricTemplate") {
+        let id = format!(
+            "{}/{}",
+            doc.pointer("/metadata/namespace")
+                .and_then(|v| v.as_str())
+                .unwrap_or("default"),
+            doc.pointer("/metadata/name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        );
+        let template: MetricTemplate = match serde_json::from_value(doc) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!("MetricTemplate {id}: {e}"));
+                continue;
+            }
+        };
+        if template.spec.provider.type_ != "prometheus" {
+            problems.push(format!(
+                "MetricTemplate {id}: spec.provider.type: {:?} is not supported yet (only prometheus): every check using this template would fail",
+                template.spec.provider.type_
+            ));
+        }
+        let ctx = QueryContext {
+            name: "canary".into(),
+            namespace: "default".into(),
+            target: "app".into(),
+            service: "app".into(),
+            ingress: "app".into(),
+            route: "app-00002".into(),
+            primary: "app-00001".into(),
+            interval: "1m".into(),
+            variables: Default::default(),
+        };
+        // Variables come from each Canary's templateVariables: only the syntax is checked here.
+        if let Err(e) = render(&id, &template.spec.query, &ctx)
+            && !e.0.contains("map has no entry for key")
+        {
+            problems.push(format!("MetricTemplate {id}: spec.query: {e}"));
+        }
+    }
+    problems
+}
