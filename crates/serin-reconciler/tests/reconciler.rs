@@ -304,3 +304,54 @@ async fn a_refusal_is_recorded_once_and_backed_off_instead_of_retried_every_2s()
     assert_eq!(events.len(), 1, "one Warning for the same refusal: {events:#?}");
     assert!(events[0].contains("is forbidden"), "{events:#?}");
 }
+
+#[tokio::test]
+async fn a_second_canary_on_the_same_service_is_rejected_and_routes_nothing() {
+    let state = Arc::new(Mutex::new(Routed {
+        world: world(None, "podinfo-00001"),
+        writes: Vec::new(),
+    }));
+    let clock = Arc::new(AtomicI64::new(1_000_000));
+    let (api, ctx, canaries) = setup(stateful_router(state.clone()), clock).await;
+    let first = canaries.get("podinfo").await.expect("get");
+    let mut second = first.clone();
+    second.metadata = kube::api::ObjectMeta {
+        name: Some("podinfo-again".into()),
+        namespace: Some("test".into()),
+        ..Default::default()
+    };
+    second.status = None;
+    let second = canaries.create(&PostParams::default(), &second).await.expect("create");
+    let (reader, mut writer) = kube::runtime::reflector::store::<Canary>();
+    for c in [&first, &second] {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(c.clone()));
+    }
+    assert!(ctx.store.set(reader).is_ok());
+    let _ = reconcile(Arc::new(first), ctx.clone()).await.expect("first");
+    let writes_before = state.lock().expect("lock").writes.len();
+    let _ = reconcile(Arc::new(second), ctx.clone()).await.expect("second");
+    assert_eq!(
+        state.lock().expect("lock").writes.len(),
+        writes_before,
+        "nothing routed"
+    );
+    let status = canaries
+        .get("podinfo-again")
+        .await
+        .expect("get")
+        .status
+        .expect("status");
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(stalled.reason.as_deref(), Some("DuplicateTarget"));
+    let events = events(&api).await;
+    assert!(
+        events.contains(
+            &"Knative Service podinfo.test is already managed by Canary test/podinfo; remove one of them".to_owned()
+        ),
+        "{events:#?}"
+    );
+}
