@@ -29,8 +29,8 @@ pub use documents::{CanaryDocument, YamlError, canaries_in};
 pub use status::{CanaryCondition, CanaryStatus, LastDecision, parse_time, rfc3339};
 pub use template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
 pub use validate::{
-    DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT, InvalidCanary,
-    Problem, Validated, is_http_url, parse_duration, validate, webhook_timeout,
+    DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT, DurationError,
+    InvalidCanary, Problem, Validated, is_http_url, parse_duration, validate, webhook_timeout,
 };
 
 /// The CRDs Serin serves, as `(file name, YAML)` pairs for `deploy/crds/`.

@@ -100,9 +100,23 @@ impl Checker {
     }
 }
 
-/// Parses `15s`, `1m`, `1h30m`, `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(text)
+/// Why a Canary duration does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DurationError(String);
+
+/// Parses a duration as Flagger does, with Go's `time.ParseDuration`: `15s`, `1m`, `1h30m`,
+/// `500ms`, `1.5h` (units `ns`, `us`, `ms`, `s`, `m`, `h`; no days, no spaces). Negative durations
+/// are refused.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    if text.is_empty() || text.contains(char::is_whitespace) {
+        return Err(DurationError(format!("time: invalid duration {text:?}")));
+    }
+    let parsed: kube::core::Duration = text.parse().map_err(|e| DurationError(format!("{e}")))?;
+    if parsed.is_negative() {
+        return Err(DurationError("must not be negative".into()));
+    }
+    Ok(parsed.into())
 }
 
 /// Validates a Canary and converts it into a plan.

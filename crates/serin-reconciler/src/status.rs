@@ -145,3 +145,53 @@ pub(crate) async fn stalled(canary: &Canary, ctx: &Context, reason: &str, messag
         tracing::warn!(canary = %key(canary), error = %e, "cannot record the refusal in status");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::merge_diff;
+
+    /// Applies a JSON merge patch (RFC 7386) as the API server does.
+    fn apply(mut target: Value, patch: &Value) -> Value {
+        json_patch::merge(&mut target, patch);
+        target
+    }
+
+    #[test]
+    fn cleared_fields_become_null_and_unchanged_ones_are_left_out() {
+        let old = json!({"phase": "Progressing", "canaryWeight": 20, "lastDecision": {"summary": "a", "checks": ["x"]}, "nextStepAt": "t"});
+        let new = json!({"phase": "Succeeded", "canaryWeight": 20, "lastDecision": {"summary": "b"}});
+        let patch = merge_diff(&old, &new);
+        assert_eq!(
+            patch,
+            json!({"phase": "Succeeded", "lastDecision": {"summary": "b", "checks": null}, "nextStepAt": null})
+        );
+        assert_eq!(apply(old, &patch), new);
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z]{0,3}".prop_map(Value::from),
+            prop::collection::vec(any::<u8>().prop_map(Value::from), 0..3).prop_map(Value::from),
+        ]
+    }
+
+    /// Objects without nulls (a merge patch cannot set a null value).
+    fn object() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop::collection::btree_map("[a-d]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_patch_turns_old_into_new(old in object(), new in object()) {
+            let (old, new) = (json!({"status": old}), json!({"status": new}));
+            prop_assert_eq!(apply(old.clone(), &merge_diff(&old, &new)), new);
+        }
+    }
+}

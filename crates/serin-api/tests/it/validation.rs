@@ -207,3 +207,17 @@ fn an_unusable_metrics_server_is_a_warning_naming_the_consequence() {
     assert!(serin_api::is_http_url("http://prometheus.istio-system:9090"));
     assert!(!serin_api::is_http_url("https://"));
 }
+
+#[test]
+fn durations_follow_gos_parse_duration_like_flagger() {
+    use serin_api::parse_duration;
+    use std::time::Duration;
+    assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("2m3s"), Ok(Duration::from_secs(123)));
+    // humantime would take these; Go (and so Flagger) does not.
+    for text in ["1day", "15 s", "1min", "5", "", "-1m"] {
+        assert!(parse_duration(text).is_err(), "{text:?} must not parse");
+    }
+}
