@@ -158,14 +158,16 @@ impl KnativeCache {
     /// Remembers what a patch of ours returned.
     pub(crate) fn wrote(&self, namespace: &str, name: &str, mut object: CachedService) {
         slim_service(&mut object);
-        if let Ok(mut written) = self.written.lock() {
+        {
+            let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             written.insert((namespace.to_owned(), name.to_owned()), Arc::new(object));
         }
     }
 
     /// Forgets our write of a Service (after a conflict: the cache or a GET knows better).
     pub(crate) fn forget(&self, namespace: &str, name: &str) {
-        if let Ok(mut written) = self.written.lock() {
+        {
+            let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             written.remove(&(namespace.to_owned(), name.to_owned()));
         }
     }

@@ -98,7 +98,8 @@ impl TargetIndex {
 
     /// Forgets Canary `namespace/canary` (deleted).
     pub fn forget(&self, namespace: &str, canary: &str) {
-        if let Ok(mut maps) = self.maps.lock() {
+        {
+            let mut maps = self.maps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             maps.remove(namespace, canary);
         }
     }
@@ -192,7 +193,11 @@ impl Context {
     /// Fills these caches from the controller's Service and Revision watches (give the matching
     /// [`serin_knative::KnativeCache`] to the router). Without it the watches only trigger.
     pub fn with_knative_cache(self, writer: KnativeCacheWriter) -> Self {
-        if let Ok(mut slot) = self.knative_cache.lock() {
+        {
+            let mut slot = self
+                .knative_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             *slot = Some(writer);
         }
         self
@@ -200,7 +205,12 @@ impl Context {
 
     /// The cache writers, once, for the controller to feed (`None`: nobody reads a cache).
     pub(crate) fn take_knative_cache(&self) -> Option<KnativeCacheWriter> {
-        self.knative_cache.lock().ok().and_then(|mut slot| slot.take())
+        Some(
+            self.knative_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .and_then(|mut slot| slot.take())
     }
 
     /// The provider for a Canary's built-in metrics and inline queries: its `metricsServer`, or

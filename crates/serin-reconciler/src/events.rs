@@ -8,7 +8,10 @@ use std::{num::NonZeroUsize, sync::Mutex};
 
 use lru::LruCache;
 
-use k8s_openapi::api::core::v1::Event as KubeEvent;
+use k8s_openapi::{
+    api::core::v1::{Event as KubeEvent, EventSource, ObjectReference},
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
+};
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
@@ -55,11 +58,12 @@ impl EventRecorder {
         let type_ = event.severity.as_str().to_owned();
         let key = (namespace.clone(), uid.clone(), type_.clone(), event.message.clone());
         let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
-        let repeated = self.seen.lock().ok().and_then(|mut seen| {
-            let (event_name, count) = seen.get_mut(&key)?;
-            *count += 1;
-            Some((event_name.clone(), *count))
-        });
+        let repeated =
+            Some(self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).and_then(|mut seen| {
+                let (event_name, count) = seen.get_mut(&key)?;
+                *count += 1;
+                Some((event_name.clone(), *count))
+            });
         if let Some((event_name, count)) = repeated {
             let patch = json!({"count": count, "lastTimestamp": now()});
             if api
@@ -70,7 +74,7 @@ impl EventRecorder {
                 return;
             }
         }
-        let stamp = now();
+        let stamp = Time(jiff::Timestamp::now());
         let event_name = format!(
             "{name}.{:x}",
             std::time::SystemTime::now()
@@ -78,30 +82,38 @@ impl EventRecorder {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         );
-        let object: KubeEvent = match serde_json::from_value(json!({
-            "metadata": {"name": event_name, "namespace": namespace},
-            "involvedObject": {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": name, "namespace": namespace, "uid": uid,
-                               "resourceVersion": canary.metadata.resource_version},
-            "reason": "Synced",
-            "message": event.message,
-            "type": type_,
-            "source": {"component": self.component},
-            "reportingComponent": self.component,
-            "count": 1,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-        })) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build event");
-                return;
-            }
+        let object = KubeEvent {
+            metadata: ObjectMeta {
+                name: Some(event_name.clone()),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("flagger.app/v1beta1".into()),
+                kind: Some("Canary".into()),
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                uid: Some(uid.clone()),
+                resource_version: canary.metadata.resource_version.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some("Synced".into()),
+            message: Some(event.message.clone()),
+            type_: Some(type_.clone()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                ..EventSource::default()
+            }),
+            reporting_component: Some(self.component.clone()),
+            count: Some(1),
+            first_timestamp: Some(stamp.clone()),
+            last_timestamp: Some(stamp),
+            ..KubeEvent::default()
         };
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => {
-                if let Ok(mut seen) = self.seen.lock() {
-                    seen.put(key, (event_name, 1));
-                }
+                let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                seen.put(key, (event_name, 1));
             }
             Err(e) => {
                 tracing::warn!(canary = %format!("{namespace}/{name}"), error = %e, message = %event.message, "cannot record event")

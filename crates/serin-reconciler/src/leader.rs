@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::{
+    api::coordination::v1::{Lease, LeaseSpec},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+};
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
@@ -32,11 +35,22 @@ pub async fn try_acquire(client: &Client, config: &LeaseConfig) -> Result<bool, 
     let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
     let secs = i32::try_from(config.duration.as_secs()).unwrap_or(i32::MAX);
     let Some(lease) = api.get_opt(&config.name).await? else {
-        let lease: Lease = serde_json::from_value(json!({
-            "metadata": {"name": config.name, "namespace": config.namespace},
-            "spec": {"holderIdentity": config.identity, "leaseDurationSeconds": secs, "acquireTime": now_micro(), "renewTime": now_micro(), "leaseTransitions": 0}
-        }))
-        .map_err(kube::Error::SerdeError)?;
+        let now = MicroTime(jiff::Timestamp::now());
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(config.name.clone()),
+                namespace: Some(config.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(config.identity.clone()),
+                lease_duration_seconds: Some(secs),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
         return match api.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),

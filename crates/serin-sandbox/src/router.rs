@@ -169,7 +169,12 @@ impl TrafficRouter {
     pub fn set_host(&self, host: &str, targets: Vec<(Backend, u8)>) {
         let targets: Vec<(Backend, i64)> = targets.into_iter().map(|(b, w)| (b, i64::from(w))).collect();
         let current = vec![0; targets.len()];
-        if let Ok(mut routes) = self.shared.routes.lock() {
+        {
+            let mut routes = self
+                .shared
+                .routes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             routes.insert(host.to_owned(), HostRoute { targets, current });
         }
     }
@@ -192,7 +197,12 @@ impl TrafficRouter {
 
     /// Stops routing `host`.
     pub fn remove_host(&self, host: &str) {
-        if let Ok(mut routes) = self.shared.routes.lock() {
+        {
+            let mut routes = self
+                .shared
+                .routes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             routes.remove(host);
         }
     }

@@ -50,7 +50,7 @@ impl SimCache {
     pub fn service_event(&self, event: Event<DynamicObject>) -> Option<Key> {
         let (obj, deleted) = object_of(event)?;
         let key = key_of(&obj);
-        let mut services = self.services.lock().ok()?;
+        let mut services = self.services.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if deleted {
             services.remove(&key);
         } else {
@@ -65,7 +65,7 @@ impl SimCache {
         let value = serde_json::to_value(&obj).ok()?;
         let service = service_of(&value, label)?;
         let name = obj.metadata.name.clone().unwrap_or_default();
-        let mut revisions = self.revisions.lock().ok()?;
+        let mut revisions = self.revisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let of_service = revisions.entry(service.clone()).or_default();
         if deleted {
             of_service.remove(&name);
@@ -83,7 +83,8 @@ impl SimCache {
         ) else {
             return;
         };
-        if let Ok(mut revisions) = self.revisions.lock() {
+        {
+            let mut revisions = self.revisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             revisions
                 .entry(service)
                 .or_default()
@@ -94,7 +95,11 @@ impl SimCache {
 
     /// The Service as last seen.
     pub fn service(&self, key: &Key) -> Option<Arc<Value>> {
-        self.services.lock().ok()?.get(key).cloned()
+        self.services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
     }
 
     /// The Revisions of a Service.

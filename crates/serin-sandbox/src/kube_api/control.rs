@@ -23,7 +23,8 @@ pub fn handle(shared: &Shared, method: &Method, segments: &[&str], body: &[u8]) 
         .into_response(),
         ["_sandbox", "faults"] => match serde_json::from_slice::<super::Faults>(body) {
             Ok(faults) => {
-                if let Ok(mut f) = shared.faults.lock() {
+                {
+                    let mut f = shared.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     f.faults = faults;
                 }
                 Json(json!({"ok": true})).into_response()

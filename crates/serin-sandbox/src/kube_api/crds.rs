@@ -47,7 +47,11 @@ pub(super) fn openapi_doc(shared: &Arc<Shared>, all: &[ResourceDef], group: &str
 /// Serves the resources `crd` declares and writes its `status` (names accepted, established).
 pub(super) fn register_crd(shared: &Arc<Shared>, crd: &Value) -> Result<Value, ApiError> {
     let new_defs = registry::from_crd(crd).map_err(ApiError::invalid)?;
-    if let Ok(mut reg) = shared.registry.write() {
+    {
+        let mut reg = shared
+            .registry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         reg.retain(|d| !new_defs.iter().any(|n| n.group == d.group && n.plural == d.plural));
         reg.extend(new_defs);
     }

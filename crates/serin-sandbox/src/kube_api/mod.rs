@@ -126,7 +126,12 @@ impl KubeApi {
             .into_iter()
             .find(|d| d.plural == "namespaces")
             .expect("namespaces are built in");
-        if let Ok(mut store) = self.shared.store.lock() {
+        {
+            let mut store = self
+                .shared
+                .store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = store.create(&def, "", serde_json::json!({"metadata": {"name": name}}));
         }
     }
@@ -145,7 +150,12 @@ impl KubeApi {
 
     /// Registers a validating hook for a resource (`group`, `plural`); `name` appears in denials.
     pub fn add_admission_hook(&self, group: &str, plural: &str, name: &str, hook: AdmissionHook) {
-        if let Ok(mut hooks) = self.shared.admission.write() {
+        {
+            let mut hooks = self
+                .shared
+                .admission
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             hooks
                 .entry((group.to_owned(), plural.to_owned()))
                 .or_default()
@@ -155,7 +165,12 @@ impl KubeApi {
 
     /// Replaces the fault configuration.
     pub fn set_faults(&self, faults: Faults) {
-        if let Ok(mut f) = self.shared.faults.lock() {
+        {
+            let mut f = self
+                .shared
+                .faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             f.faults = faults;
         }
     }
