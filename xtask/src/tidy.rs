@@ -1,4 +1,6 @@
-//! Repository rules checked by `cargo test -p xtask`: crate docs, the engine's purity, file sizes.
+//! Repository rules checked by `cargo test -p xtask`: every file's `//!` doc, the engine's
+//! purity, the product crates' independence from the sandbox, file sizes, and documents that
+//! name only files that exist.
 
 #[cfg(test)]
 mod tests {
@@ -101,5 +103,100 @@ mod tests {
                 file.display()
             );
         }
+    }
+
+    #[test]
+    fn every_rust_file_starts_with_a_line_saying_what_it_is() {
+        let mut files = Vec::new();
+        for dir in ["crates", "bins", "xtask", "examples"] {
+            rust_files(&root().join(dir), &mut files);
+        }
+        assert!(files.len() > 50, "found only {} files", files.len());
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("source");
+            assert!(text.starts_with("//!"), "{} must start with a //! line", file.display());
+        }
+    }
+
+    #[test]
+    fn no_product_crate_depends_on_the_sandbox() {
+        let products = [
+            "crates/serin-core",
+            "crates/serin-api",
+            "crates/serin-knative",
+            "crates/serin-metrics",
+            "crates/serin-webhook",
+            "crates/serin-reconciler",
+            "bins/serin-controller",
+            "bins/serin-loadtester",
+            "bins/serin",
+        ];
+        for krate in products {
+            let manifest = std::fs::read_to_string(root().join(krate).join("Cargo.toml")).expect("manifest");
+            let deps = dependencies_section(&manifest);
+            assert!(
+                !deps.is_empty() || krate == "crates/serin-core",
+                "{krate} has no [dependencies]?"
+            );
+            assert!(
+                !deps.iter().any(|d| d == "serin-sandbox"),
+                "{krate} depends on serin-sandbox (only dev-dependencies may)"
+            );
+        }
+    }
+
+    /// Backticked repository paths (`crates/…`, `docs/…`, …) in the documents and sources.
+    fn named_paths(text: &str) -> Vec<String> {
+        let prefixes = [
+            "crates/",
+            "bins/",
+            "docs/",
+            "testdata/",
+            "deploy/",
+            "xtask/",
+            "examples/",
+        ];
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|t| prefixes.iter().any(|p| t.starts_with(p)))
+            .filter(|t| !t.contains(char::is_whitespace) && !t.contains(['*', '{', '…', 'N']))
+            .map(|t| t.trim_end_matches([':', ',', '.']).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn documents_name_only_files_that_exist_and_no_outside_notes() {
+        let mut files: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "testdata/README.md"]
+            .iter()
+            .map(|f| root().join(f))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(root().join("docs")) {
+            files.extend(entries.flatten().map(|e| e.path()));
+        }
+        for dir in ["crates", "bins", "xtask", "examples"] {
+            rust_files(&root().join(dir), &mut files);
+        }
+        let mut checked = 0;
+        for file in files.into_iter().filter(|f| !f.ends_with("xtask/src/tidy.rs")) {
+            let text = std::fs::read_to_string(&file).expect("document");
+            for path in named_paths(&text) {
+                // `crates/serin-core/tests/it/` style directories and files alike.
+                assert!(
+                    root().join(&path).exists(),
+                    "{} names {path}, which does not exist",
+                    file.display()
+                );
+                checked += 1;
+            }
+            for outside in ["reference §", "DEVELOPERS.md", "toolchain notes"] {
+                assert!(
+                    !text.contains(outside),
+                    "{} points to {outside:?}, which is not in the repository",
+                    file.display()
+                );
+            }
+        }
+        assert!(checked > 20, "only {checked} paths named");
     }
 }

@@ -104,7 +104,8 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
     }
-    // One crypto provider for kube and reqwest (see toolchain notes on the TLS trap).
+    // One crypto provider for kube and reqwest: with two rustls providers compiled in and none
+    // installed, the first TLS connection panics.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut kube_config = match &cli.kube_server {
         Some(url) => kube::Config::new(url.parse::<http::Uri>().context("--kube-server")?),

@@ -1,4 +1,4 @@
-//! The HTTP API, Flagger's paths and status codes (reference §6.2), plus bearer-token auth.
+//! The HTTP API, Flagger's paths and status codes, plus bearer-token auth.
 
 use std::{future::Future, sync::Arc};
 

@@ -1,5 +1,5 @@
-//! The `Canary` custom resource (`flagger.app/v1beta1`), field for field as Flagger defines it
-//! (reference §1), so existing YAML parses unchanged.
+//! The `Canary` custom resource (`flagger.app/v1beta1`), field for field as Flagger defines it,
+//! so existing YAML parses unchanged.
 //!
 //! Fields that only other meshes use are kept as free-form JSON so they never break parsing;
 //! validation reports them as unsupported for Knative.

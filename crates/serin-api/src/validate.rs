@@ -401,7 +401,7 @@ fn metric(c: &mut Checker, i: usize, m: &CanaryMetric) -> MetricCheck {
             }
             ThresholdRange { min: r.min, max: r.max }
         }
-        // Legacy scalar threshold: a minimum for success rate, a maximum otherwise (reference §4.4).
+        // Legacy scalar threshold: a minimum for success rate, a maximum otherwise.
         (None, threshold) => {
             let t = threshold.unwrap_or(0.0);
             match kind {

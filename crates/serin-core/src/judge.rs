@@ -1,4 +1,4 @@
-//! Judgement of metric outcomes against their bounds, with Flagger's messages (reference §4.4–4.5).
+//! Judgement of metric outcomes against their bounds, with Flagger's messages.
 
 use std::time::Duration;
 

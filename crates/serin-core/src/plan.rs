@@ -145,7 +145,7 @@ pub struct Hook {
     pub kind: HookKind,
 }
 
-/// Webhook types of Flagger (reference §5).
+/// Webhook types of Flagger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum HookKind {
     /// Gate before a new revision's rollout starts.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{FlaggerRecord, Time};
 
-/// Canary phases, with Flagger's names (reference §1.3).
+/// Canary phases, with Flagger's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Phase {
     /// New Canary; routing not yet taken over.

@@ -1,8 +1,8 @@
 //! Built-in Knative metrics: `request-success-rate` (percent of non-5xx responses) and
 //! `request-duration` (P99 in milliseconds), in three query sets.
 //!
-//! - [`QuerySet::Kourier`] (default): Flagger's queries over Kourier's Envoy metrics, verbatim
-//!   (reference §3.4). Needs Prometheus to scrape the Kourier gateway.
+//! - [`QuerySet::Kourier`] (default): Flagger's queries over Kourier's Envoy metrics, verbatim.
+//!   Needs Prometheus to scrape the Kourier gateway.
 //! - [`QuerySet::QueueProxyOpenCensus`]: Knative's queue-proxy metrics before 1.19
 //!   (`revision_request_count`, `revision_request_latencies_bucket` in milliseconds), which do not
 //!   depend on the ingress.

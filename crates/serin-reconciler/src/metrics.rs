@@ -1,4 +1,4 @@
-//! The controller's Prometheus metrics, with Flagger's names (reference §4.6) so existing
+//! The controller's Prometheus metrics, with Flagger's names so existing
 //! dashboards and alerts keep working, plus Serin's reconcile metrics.
 
 use prometheus_client::{

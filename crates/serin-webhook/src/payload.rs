@@ -1,4 +1,4 @@
-//! The JSON body Flagger POSTs to webhooks (reference §5.1), shared by the client and the
+//! The JSON body Flagger POSTs to webhooks, shared by the client and the
 //! loadtester.
 
 use std::collections::BTreeMap;
