@@ -257,6 +257,6 @@ async fn exact_request_count_with_n() {
 
 /// An HTTP client (with the process's rustls provider installed first).
 fn http() -> reqwest::Client {
-    serin_webhook::ensure_crypto_provider();
+    serin_webhook::install_crypto_provider();
     reqwest::Client::new()
 }

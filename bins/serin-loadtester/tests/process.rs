@@ -102,6 +102,6 @@ fn run_subcommand_prints_a_hey_like_summary() {
 
 /// An HTTP client (with the process's rustls provider installed first).
 fn http() -> reqwest::Client {
-    serin_webhook::ensure_crypto_provider();
+    serin_webhook::install_crypto_provider();
     reqwest::Client::new()
 }

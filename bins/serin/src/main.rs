@@ -73,6 +73,7 @@ pub enum Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    serin_metrics::install_crypto_provider();
     let result = match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Plan { file, output } => plan::run(&file, output).map(|()| true),

@@ -20,7 +20,9 @@ mod query;
 mod template;
 
 pub use builtin::{QuerySet, builtin_query};
-pub use prometheus::{Auth, PrometheusConfig, PrometheusProvider, ProviderError, parse_response};
+pub use prometheus::{
+    Auth, PrometheusConfig, PrometheusProvider, ProviderError, install_crypto_provider, parse_response,
+};
 #[cfg(feature = "mock")]
 pub use provider::MockMetricsProvider;
 pub use provider::{MetricsProvider, QueryError, QueryValue, outcome, query_all};

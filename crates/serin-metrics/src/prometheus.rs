@@ -47,6 +47,11 @@ impl Auth {
 /// Errors building a provider.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
+    /// No process-wide rustls provider: the binary installs one at start.
+    #[error(
+        "no rustls crypto provider is installed: call serin_metrics::install_crypto_provider() (or install one) at the start of the program"
+    )]
+    NoCryptoProvider,
     /// The address is not a URL.
     #[error("prometheus address {0:?} is not a valid http(s) URL")]
     Address(String),
@@ -92,6 +97,12 @@ impl PrometheusConfig {
     }
 }
 
+/// Installs the process-wide rustls provider (ring) if none is installed yet. For binaries (and
+/// tests), once at start: the libraries never install it themselves.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Queries one Prometheus server.
 #[derive(Debug, Clone)]
 pub struct PrometheusProvider {
@@ -103,7 +114,9 @@ pub struct PrometheusProvider {
 impl PrometheusProvider {
     /// A provider for these settings.
     pub fn new(config: PrometheusConfig) -> Result<Self, ProviderError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            return Err(ProviderError::NoCryptoProvider);
+        }
         let mut base = reqwest::Url::parse(config.address.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
@@ -297,6 +310,7 @@ mod tests {
 
     #[test]
     fn addresses_must_be_urls_and_keep_their_path_prefix() {
+        install_crypto_provider();
         assert!(PrometheusProvider::new(PrometheusConfig::new("not a url")).is_err());
         let p = PrometheusProvider::new(PrometheusConfig::new("http://prom:9090/prefix")).expect("valid");
         assert_eq!(p.endpoint(), "http://prom:9090/prefix/api/v1/query");

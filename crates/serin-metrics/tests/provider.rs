@@ -54,6 +54,7 @@ async fn sends_collapsed_query_auth_and_headers_without_accumulating_them() {
     let mut config = PrometheusConfig::new(&base);
     config.auth = Auth::Bearer("t0ken".into());
     config.headers = vec![("X-Tenant".into(), "team-a".into())];
+    serin_metrics::install_crypto_provider();
     let p = PrometheusProvider::new(config).expect("provider");
     assert_eq!(p.query("sum(\n  up\n)").await, Ok(QueryValue::Value(1.0)));
     assert!(p.is_online().await.is_ok());
@@ -78,6 +79,7 @@ async fn basic_auth_is_sent() {
         username: "u".into(),
         password: "p".into(),
     };
+    serin_metrics::install_crypto_provider();
     let p = PrometheusProvider::new(config).expect("provider");
     let _ = p.query("up").await;
     assert_eq!(seen.0.lock().expect("lock")[0].1.as_deref(), Some("Basic dTpw"));
@@ -88,6 +90,7 @@ async fn queries_time_out_and_run_concurrently() {
     let (base, _) = server().await;
     let mut config = PrometheusConfig::new(&base);
     config.timeout = Duration::from_millis(300);
+    serin_metrics::install_crypto_provider();
     let p = PrometheusProvider::new(config).expect("provider");
     assert_eq!(
         p.query("slow").await,
@@ -109,6 +112,7 @@ async fn a_closed_port_is_a_transport_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
+    serin_metrics::install_crypto_provider();
     let p = PrometheusProvider::new(PrometheusConfig::new(&base)).expect("provider");
     assert!(matches!(p.query("up").await, Err(QueryError::Transport(_))));
 }

@@ -75,6 +75,7 @@ async fn kourier_queries_read_injected_errors_and_latency_through_real_prometheu
         ],
     );
     let mut prometheus = Prometheus::start(&[router.admin_addr.to_string()]).unwrap_or_else(|e| panic!("{e}"));
+    serin_metrics::install_crypto_provider();
     let provider = PrometheusProvider::new(PrometheusConfig::new(&prometheus.url)).expect("provider");
 
     // 100 req/s through the 90/10 split (10 req/s on the canary). At the tutorial's 20 req/s the

@@ -45,6 +45,11 @@ pub async fn call_all(client: &dyn WebhookClient, calls: &[HookCall]) -> Vec<Hoo
 /// Errors building the client.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
+    /// No process-wide rustls provider: the binary installs one at start.
+    #[error(
+        "no rustls crypto provider is installed: call serin_webhook::install_crypto_provider() (or install one) at the start of the program"
+    )]
+    NoCryptoProvider,
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
@@ -59,8 +64,9 @@ pub struct HttpWebhookClient {
     backoff_max: Duration,
 }
 
-/// Installs the process-wide rustls provider (ring) if none is installed yet.
-pub fn ensure_crypto_provider() {
+/// Installs the process-wide rustls provider (ring) if none is installed yet. For binaries (and
+/// tests), once at start: the libraries never install it themselves.
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -73,7 +79,9 @@ impl HttpWebhookClient {
     /// Like [`HttpWebhookClient::new`], connecting to fixed addresses for some host names
     /// (the sandbox resolves `flagger-loadtester.test` this way).
     pub fn with_resolve(hosts: &[(String, std::net::SocketAddr)]) -> Result<Self, WebhookError> {
-        ensure_crypto_provider();
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            return Err(WebhookError::NoCryptoProvider);
+        }
         let build = |insecure: bool| {
             let mut builder = reqwest::Client::builder()
                 .user_agent(concat!("serin/", env!("CARGO_PKG_VERSION")))

@@ -17,7 +17,7 @@ mod payload;
 #[cfg(feature = "mock")]
 pub use client::MockWebhookClient;
 pub use client::{
-    BODY_LIMIT, HookCall, HttpWebhookClient, WebhookClient, WebhookError, call_all, ensure_crypto_provider,
+    BODY_LIMIT, HookCall, HttpWebhookClient, WebhookClient, WebhookError, call_all, install_crypto_provider,
 };
 pub use events::EventSink;
 pub use payload::CanaryWebhookPayload;

@@ -92,6 +92,7 @@ fn call(url: String, retries: u32) -> HookCall {
 }
 
 fn client() -> HttpWebhookClient {
+    serin_webhook::install_crypto_provider();
     HttpWebhookClient::new()
         .expect("client")
         .with_backoff(Duration::from_millis(5), Duration::from_millis(20))
