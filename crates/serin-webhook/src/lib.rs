@@ -9,15 +9,22 @@
 //! - [`CanaryWebhookPayload`]: the JSON body.
 //! - [`WebhookClient`] (mock behind the `mock` feature), [`HttpWebhookClient`], [`call_all`].
 //! - [`EventSink`]: event webhooks, fire and forget through a bounded queue.
+//!
+//! The client and the sink are behind the `client` feature (on by default); without it the crate
+//! is the payload types only, with no HTTP or TLS stack (the loadtester's case).
 
+#[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
 mod events;
 mod payload;
 
 #[cfg(feature = "mock")]
 pub use client::MockWebhookClient;
+#[cfg(feature = "client")]
 pub use client::{
     BODY_LIMIT, HookCall, HttpWebhookClient, WebhookClient, WebhookError, call_all, install_crypto_provider,
 };
+#[cfg(feature = "client")]
 pub use events::EventSink;
 pub use payload::CanaryWebhookPayload;
