@@ -41,9 +41,9 @@ mod tests {
     }
 
     #[test]
-    fn serin_core_depends_on_serde_and_thiserror_only() {
+    fn serin_core_depends_on_serde_only() {
         let manifest = std::fs::read_to_string(root().join("crates/serin-core/Cargo.toml")).expect("manifest");
-        assert_eq!(dependencies_section(&manifest), ["serde", "thiserror"]);
+        assert_eq!(dependencies_section(&manifest), ["serde"]);
     }
 
     #[test]
@@ -198,5 +198,35 @@ mod tests {
             }
         }
         assert!(checked > 20, "only {checked} paths named");
+    }
+
+    #[test]
+    fn every_dependency_version_is_in_the_workspace() {
+        let mut manifests = Vec::new();
+        for dir in ["crates", "bins"] {
+            for entry in std::fs::read_dir(root().join(dir)).expect("dir").flatten() {
+                manifests.push(entry.path().join("Cargo.toml"));
+            }
+        }
+        manifests.push(root().join("xtask/Cargo.toml"));
+        manifests.push(root().join("examples/Cargo.toml"));
+        for manifest in manifests {
+            let text = std::fs::read_to_string(&manifest).expect("manifest");
+            for line in text.lines().map(str::trim) {
+                let pinned = line.split_once('=').is_some_and(|(_, v)| {
+                    let v = v.trim();
+                    v.starts_with('"') || v.contains("version =")
+                });
+                let package_key = ["name", "description", "harness", "path", "version"]
+                    .iter()
+                    .any(|k| line.starts_with(&format!("{k} ")) || line.starts_with(&format!("{k}=")));
+                let feature_list = line.contains("= [");
+                assert!(
+                    !pinned || package_key || feature_list,
+                    "{}: {line}: put the version in [workspace.dependencies]",
+                    manifest.display()
+                );
+            }
+        }
     }
 }
