@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's automation, in Rust so that cargo is all one needs.
 //!
-//! - `ci`: format check, clippy, the whole test suite in one invocation (the end-to-end suites
-//!   included), docs with warnings denied.
+//! - `ci`: format check, the declared-MSRV check (`msrv.rs`), clippy, the whole test suite in
+//!   one invocation (the end-to-end suites and the repository rules of `tidy.rs` included), docs
+//!   with warnings denied.
 //! - `e2e`: the end-to-end suites only (`crates/serin-sandbox/tests/e2e*.rs`).
 //! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
 //! - `demo [--scenario promote|rollback|all] [--fast] [--keep]`: the seed tutorial end to end,
@@ -10,6 +11,7 @@
 //! - `bench [core|loadtester|sandbox|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
+mod msrv;
 mod tidy;
 
 use std::{
@@ -119,6 +121,7 @@ fn e2e(root: &Path) -> anyhow::Result<()> {
 fn ci(root: &Path) -> anyhow::Result<()> {
     ensure_prometheus()?;
     run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
+    msrv::check(root)?;
     run(
         root,
         "cargo",
