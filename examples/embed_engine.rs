@@ -14,7 +14,7 @@ use serin_core::{
     Action, HookOutcome, MetricCheck, MetricKind, Observation, Plan, Readiness, Revision, RolloutStatus, Step,
     Strategy, ThresholdRange, Time, TrafficSplit, World, step,
 };
-use serin_knative::{Observed, Router, RouterError, Target};
+use serin_knative::{Router, RouterError, Target};
 use serin_metrics::{MetricsProvider, QueryError, QueryValue};
 
 /// A router that keeps the split in memory: revision → percent.
@@ -27,19 +27,16 @@ struct InMemoryRouter {
 
 #[async_trait]
 impl Router for InMemoryRouter {
-    async fn observe(&self, _: &Target) -> Result<Observed, RouterError> {
+    async fn observe(&self, _: &Target) -> Result<World, RouterError> {
         let revisions = self.revisions.lock().map(|r| r.clone()).unwrap_or_default();
         let primary = self.primary.lock().ok().and_then(|p| p.clone());
-        Ok(Observed {
-            world: World {
-                primary: primary.as_deref().map(Revision::ready),
-                latest_created: revisions.last().map(|r| Revision {
-                    name: r.clone(),
-                    readiness: Readiness::Ready,
-                }),
-                latest_ready: revisions.last().cloned(),
-            },
-            ..Observed::default()
+        Ok(World {
+            primary: primary.as_deref().map(Revision::ready),
+            latest_created: revisions.last().map(|r| Revision {
+                name: r.clone(),
+                readiness: Readiness::Ready,
+            }),
+            latest_ready: revisions.last().cloned(),
         })
     }
 
@@ -129,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|_| anyhow::anyhow!("lock"))?
                 .push("shop-v2".into());
         }
-        let mut obs = Observation::of(router.observe(&target).await?.world);
+        let mut obs = Observation::of(router.observe(&target).await?);
         let decision = loop {
             match step(&plan, &status, &obs, now) {
                 Step::Done(d) => break d,

@@ -19,7 +19,7 @@ use kube::{
     runtime::reflector::{ObjectRef, Store, store::Writer},
 };
 
-use crate::types::{Meta, Revision, RevisionStatus, Service, ServiceSpec, ServiceStatus};
+use crate::types::{RevisionStatus, ServiceSpec, ServiceStatus};
 
 pub(crate) fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind), plural)
@@ -41,36 +41,6 @@ pub type CachedService = Object<ServiceSpec, ServiceStatus>;
 
 /// A Knative Revision as read and cached: metadata and `status.conditions`.
 pub type CachedRevision = Object<NotUsed, RevisionStatus>;
-
-fn meta(m: &ObjectMeta) -> Meta {
-    Meta {
-        name: m.name.clone().unwrap_or_default(),
-        namespace: m.namespace.clone().unwrap_or_default(),
-        resource_version: m.resource_version.clone().unwrap_or_default(),
-        generation: m.generation.unwrap_or(0),
-        annotations: m.annotations.clone().unwrap_or_default(),
-        labels: m.labels.clone().unwrap_or_default(),
-    }
-}
-
-impl From<&CachedService> for Service {
-    fn from(obj: &CachedService) -> Service {
-        Service {
-            metadata: meta(&obj.metadata),
-            spec: obj.spec.clone(),
-            status: obj.status.clone().unwrap_or_default(),
-        }
-    }
-}
-
-impl From<&CachedRevision> for Revision {
-    fn from(obj: &CachedRevision) -> Revision {
-        Revision {
-            metadata: meta(&obj.metadata),
-            status: obj.status.clone().unwrap_or_default(),
-        }
-    }
-}
 
 /// Drops the metadata the router does not read (managed fields, owners, finalizers, every
 /// annotation but the primary one). Apply it to each Service before it enters the cache.
@@ -203,21 +173,24 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_slim_service_reads_as_the_whole_one() {
-        let full = full_service();
-        let mut cached: CachedService = serde_json::from_value(full.clone()).expect("cached");
+    fn a_cached_slim_service_keeps_what_the_router_reads() {
+        let mut cached: CachedService = serde_json::from_value(full_service()).expect("cached");
         slim_service(&mut cached);
-        // The router reads one annotation; everything else it reads is kept whole.
-        let mut read: Service = serde_json::from_value(full).expect("whole");
-        read.metadata
-            .annotations
-            .retain(|k, _| k == crate::patches::PRIMARY_ANNOTATION);
-        assert_eq!(Service::from(&cached), read);
+        let annotations = cached.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            [crate::patches::PRIMARY_ANNOTATION]
+        );
         assert!(cached.metadata.managed_fields.is_none());
+        let status = cached.status.clone().unwrap_or_default();
+        assert_eq!(status.latest_ready_revision_name.as_deref(), Some("podinfo-00002"));
+        assert_eq!(status.traffic.len(), 2);
+        assert_eq!(cached.spec.traffic.len(), 2);
+        assert!(crate::types::condition(&status.conditions, "RoutesReady").is_some_and(|c| c.status == "False"));
     }
 
     #[test]
-    fn a_cached_slim_revision_reads_as_the_whole_one() {
+    fn a_cached_slim_revision_keeps_its_readiness_and_labels() {
         let full = json!({
             "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
             "metadata": {"name": "podinfo-00002", "namespace": "test", "labels": {"serving.knative.dev/service": "podinfo"},
@@ -226,11 +199,20 @@ mod tests {
             "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "ContainerMissing", "message": "no image"}],
                 "containerStatuses": [{"name": "user-container"}]}
         });
-        let mut cached: CachedRevision = serde_json::from_value(full.clone()).expect("cached");
+        let mut cached: CachedRevision = serde_json::from_value(full).expect("cached");
         slim_revision(&mut cached);
-        let read: Revision = serde_json::from_value(full).expect("whole");
-        assert_eq!(Revision::from(&cached), read);
-        assert_eq!(Revision::from(&cached).readiness(), read.readiness());
+        assert_eq!(
+            cached.status.clone().unwrap_or_default().readiness(),
+            serin_core::Readiness::Failed {
+                reason: "ContainerMissing: no image".into()
+            }
+        );
         assert!(cached.metadata.owner_references.is_none());
+        assert!(
+            cached
+                .metadata
+                .labels
+                .is_some_and(|l| l.contains_key("serving.knative.dev/service"))
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! The Knative Serving implementation of [`Router`].
 
 use std::{
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -15,10 +18,10 @@ use serde_json::Value;
 use serin_core::{Readiness, Revision as CoreRevision, TrafficSplit, World};
 
 use crate::{
-    KnativeCache, Observed, Router, RouterError, Target,
+    KnativeCache, Router, RouterError, Target,
     cache::{CachedRevision, CachedService, revision_resource, service_resource},
     patches,
-    types::{Revision, Service, condition},
+    types::{RevisionStatus, condition},
 };
 
 /// Routes Knative Services by patching `spec.traffic`.
@@ -40,7 +43,11 @@ fn api_error(t: &Target, what: &str, source: kube::Error) -> RouterError {
         },
         source => RouterError::Api {
             service: t.display(),
-            source,
+            code: match &source {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
+            source: Box::new(source),
         },
     }
 }
@@ -81,28 +88,28 @@ impl KnativeRouter {
     }
 
     /// The Service: from the cache unless `fresh`, else (or when the cache lacks it) a GET.
-    async fn service(&self, t: &Target, fresh: bool) -> Result<Service, RouterError> {
+    async fn service(&self, t: &Target, fresh: bool) -> Result<Arc<CachedService>, RouterError> {
         let cached = self
             .cache
             .as_ref()
             .filter(|_| !fresh)
             .and_then(|c| c.service(&t.namespace, &t.name));
         if let Some(obj) = cached {
-            return Ok(Service::from(obj.as_ref()));
+            return Ok(obj);
         }
         match self.services(&t.namespace).get_opt(&t.name).await {
-            Ok(Some(obj)) => Ok(Service::from(&obj)),
+            Ok(Some(obj)) => Ok(Arc::new(obj)),
             Ok(None) => Err(RouterError::NotFound(t.display())),
             Err(source) => Err(api_error(t, "service", source)),
         }
     }
 
-    async fn revision(&self, t: &Target, name: &str) -> Result<Option<Revision>, RouterError> {
+    async fn revision(&self, t: &Target, name: &str) -> Result<Option<RevisionStatus>, RouterError> {
         if let Some(obj) = self.cache.as_ref().and_then(|c| c.revision(&t.namespace, name)) {
-            return Ok(Some(Revision::from(obj.as_ref())));
+            return Ok(Some(obj.status.clone().unwrap_or_default()));
         }
         match self.revisions(&t.namespace).get_opt(name).await {
-            Ok(Some(obj)) => Ok(Some(Revision::from(&obj))),
+            Ok(Some(obj)) => Ok(Some(obj.status.unwrap_or_default())),
             Ok(None) => Ok(None),
             Err(source) => Err(api_error(t, &format!("revision {name}"), source)),
         }
@@ -116,7 +123,7 @@ impl KnativeRouter {
         let attempt = || async {
             let fresh = attempts.fetch_add(1, Ordering::Relaxed) > 0;
             let service = self.service(t, fresh).await?;
-            let patch = build(&service.metadata.resource_version);
+            let patch = build(service.metadata.resource_version.as_deref().unwrap_or_default());
             let params = PatchParams {
                 field_manager: Some(self.field_manager.clone()),
                 ..PatchParams::default()
@@ -162,7 +169,7 @@ impl KnativeRouter {
     }
 }
 
-fn core_revision(name: &str, revision: Option<Revision>, missing: Readiness) -> CoreRevision {
+fn core_revision(name: &str, revision: Option<RevisionStatus>, missing: Readiness) -> CoreRevision {
     CoreRevision {
         name: name.to_owned(),
         readiness: revision.map_or(missing, |r| r.readiness()),
@@ -171,10 +178,15 @@ fn core_revision(name: &str, revision: Option<Revision>, missing: Readiness) -> 
 
 #[async_trait]
 impl Router for KnativeRouter {
-    async fn observe(&self, t: &Target) -> Result<Observed, RouterError> {
+    async fn observe(&self, t: &Target) -> Result<World, RouterError> {
         let service = self.service(t, false).await?;
-        let status = &service.status;
-        let primary_name = service.metadata.annotations.get(patches::PRIMARY_ANNOTATION).cloned();
+        let status = service.status.clone().unwrap_or_default();
+        let primary_name = service
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(patches::PRIMARY_ANNOTATION))
+            .cloned();
         let latest_name = status.latest_created_revision_name.clone();
         let primary = match &primary_name {
             Some(name) => Some(core_revision(
@@ -197,31 +209,18 @@ impl Router for KnativeRouter {
             )),
             None => None,
         };
-        let caught_up = status.observed_generation >= service.metadata.generation;
-        let programmed = caught_up.then(|| {
-            status
-                .traffic
-                .iter()
-                .filter_map(|tt| Some((tt.revision_name.clone()?, tt.percent.unwrap_or(0))))
-                .collect()
-        });
-        let routes_rejected = condition(&status.conditions, "RoutesReady")
-            .filter(|c| c.status == "False")
-            .map(|c| {
-                format!(
-                    "{}: {}",
-                    c.reason.clone().unwrap_or_default(),
-                    c.message.clone().unwrap_or_default()
-                )
-            });
-        Ok(Observed {
-            world: World {
-                primary,
-                latest_created,
-                latest_ready: status.latest_ready_revision_name.clone(),
-            },
-            programmed,
-            routes_rejected,
+        if let Some(c) = condition(&status.conditions, "RoutesReady").filter(|c| c.status == "False") {
+            tracing::warn!(
+                service = %t.display(),
+                reason = c.reason.as_deref().unwrap_or_default(),
+                message = c.message.as_deref().unwrap_or_default(),
+                "Knative reports the routes not ready"
+            );
+        }
+        Ok(World {
+            primary,
+            latest_created,
+            latest_ready: status.latest_ready_revision_name.clone(),
         })
     }
 

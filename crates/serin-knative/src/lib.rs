@@ -7,19 +7,21 @@
 //! fills, otherwise it GETs.
 //!
 //! # Layout
-//! - [`Router`] (mock behind the `mock` feature), [`Target`], [`Observed`], [`RouterError`].
+//! - [`Router`] (mock behind the `mock` feature), [`Target`], [`RouterError`].
 //! - [`KnativeRouter`]: the implementation; [`KnativeCache`]: the watch caches it can read.
 //! - [`patches`]: the pure patch builders.
 //! - [`types`]: the Knative fields Serin reads.
+//! - [`watches`]: the Service and Revision watches that trigger reconciles and fill the caches.
 
 pub mod cache;
 mod knative;
 pub mod patches;
 mod router;
 pub mod types;
+pub mod watches;
 
 pub use cache::{CachedRevision, CachedService, KnativeCache, KnativeCacheWriter};
 pub use knative::KnativeRouter;
 #[cfg(feature = "mock")]
 pub use router::MockRouter;
-pub use router::{Observed, Router, RouterError, Target};
+pub use router::{Router, RouterError, Target};

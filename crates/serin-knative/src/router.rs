@@ -1,4 +1,6 @@
-//! The `Router` trait: what the reconciler needs from a traffic-shifting backend.
+//! The `Router` trait: what the reconciler needs from a traffic-shifting backend, in the engine's
+//! terms only (a `World` in, traffic splits out), so another backend can implement it without
+//! Knative's or Kubernetes' types.
 
 use async_trait::async_trait;
 use serin_core::{TrafficSplit, World};
@@ -31,18 +33,6 @@ impl Target {
     }
 }
 
-/// What the router saw.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Observed {
-    /// Revisions and readiness, for the engine.
-    pub world: World,
-    /// Revision → percent as Knative reports it in `status.traffic`, once its
-    /// `observedGeneration` has caught up with the Service's generation; `None` before.
-    pub programmed: Option<Vec<(String, i64)>>,
-    /// Knative's refusal of the current `spec.traffic` (`RoutesReady=False`), with its reason.
-    pub routes_rejected: Option<String>,
-}
-
 /// Errors of a router.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -68,22 +58,29 @@ pub enum RouterError {
         /// What is wrong.
         problem: String,
     },
-    /// The API server failed.
+    /// The backend's API failed.
     #[error("Kubernetes API error for {service}: {source}")]
     Api {
         /// The Service.
         service: String,
+        /// The HTTP status, when the API answered (403, 500, …).
+        code: Option<u16>,
         /// The error.
         #[source]
-        source: kube::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 impl RouterError {
-    /// Whether trying again later may help (API trouble, conflicts), as opposed to a refusal or a
-    /// missing Service that needs a change first.
+    /// Whether trying again later may help (API trouble that passes, conflicts), as opposed to a
+    /// refusal (400, 403, 404, 405, 415, 422; Knative rejecting the traffic) or a missing Service
+    /// that needs a change first.
     pub fn is_transient(&self) -> bool {
-        matches!(self, RouterError::Conflict(_) | RouterError::Api { .. })
+        match self {
+            RouterError::Conflict(_) => true,
+            RouterError::Api { code, .. } => !matches!(code, Some(400 | 403 | 404 | 405 | 415 | 422)),
+            _ => false,
+        }
     }
 }
 
@@ -91,8 +88,8 @@ impl RouterError {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Router: Send + Sync {
-    /// Reads the revisions, their readiness and the programmed traffic.
-    async fn observe(&self, target: &Target) -> Result<Observed, RouterError>;
+    /// Reads the revisions and their readiness.
+    async fn observe(&self, target: &Target) -> Result<World, RouterError>;
     /// Takes over routing: `primary` gets 100%.
     async fn initialize(&self, target: &Target, primary: &str) -> Result<(), RouterError>;
     /// Splits traffic.

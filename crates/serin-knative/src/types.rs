@@ -1,35 +1,11 @@
-//! The parts of Knative's `serving.knative.dev/v1` Service, Revision and Route that Serin reads.
+//! The parts of Knative's `serving.knative.dev/v1` Service and Revision that Serin reads: the
+//! spec and status of [`CachedService`](crate::CachedService) and the status of
+//! [`CachedRevision`](crate::CachedRevision), the one read model of the router and its caches.
 //! Reading only: writes are patches of what Serin owns, so fields not modelled here are never
 //! dropped.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serin_core::Readiness;
-
-/// Object metadata fields Serin reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Meta {
-    /// Name.
-    #[serde(default)]
-    pub name: String,
-    /// Namespace.
-    #[serde(default)]
-    pub namespace: String,
-    /// Resource version.
-    #[serde(default)]
-    pub resource_version: String,
-    /// Generation.
-    #[serde(default)]
-    pub generation: i64,
-    /// Annotations.
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    /// Labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
 
 /// A traffic target, in `spec.traffic` or `status.traffic`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,37 +77,12 @@ pub struct ServiceStatus {
     pub url: Option<String>,
 }
 
-/// A Knative Service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Service {
-    /// Metadata.
-    #[serde(default)]
-    pub metadata: Meta,
-    /// Spec.
-    #[serde(default)]
-    pub spec: ServiceSpec,
-    /// Status.
-    #[serde(default)]
-    pub status: ServiceStatus,
-}
-
 /// A Revision's status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevisionStatus {
     /// Conditions.
     #[serde(default)]
     pub conditions: Vec<Condition>,
-}
-
-/// A Knative Revision.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revision {
-    /// Metadata.
-    #[serde(default)]
-    pub metadata: Meta,
-    /// Status.
-    #[serde(default)]
-    pub status: RevisionStatus,
 }
 
 /// Knative's terminal reasons: a revision with `Ready=False` and one of these will not recover
@@ -153,7 +104,7 @@ pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Con
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-impl Revision {
+impl RevisionStatus {
     /// Readiness from the `Ready` condition.
     pub fn readiness(&self) -> Readiness {
         let describe = |c: &Condition| match (&c.reason, &c.message) {
@@ -162,7 +113,7 @@ impl Revision {
             (None, Some(m)) => m.clone(),
             (None, None) => "not ready".into(),
         };
-        match condition(&self.status.conditions, "Ready") {
+        match condition(&self.conditions, "Ready") {
             Some(c) if c.status == "True" => Readiness::Ready,
             Some(c)
                 if c.status == "False"

@@ -135,10 +135,9 @@ fn never_latest_revision(s: &Value) -> bool {
 async fn a_whole_rollout_through_knative() {
     let env = env(Vec::new()).await;
     let observed = env.router.observe(&env.target).await.expect("observe");
-    assert_eq!(observed.world.primary, None);
+    assert_eq!(observed.primary, None);
     assert_eq!(
         observed
-            .world
             .latest_created
             .as_ref()
             .map(|r| (r.name.as_str(), &r.readiness)),
@@ -180,9 +179,10 @@ async fn a_whole_rollout_through_knative() {
             spec_traffic(&s)
         );
         let observed = env.router.observe(&env.target).await.expect("observe");
-        if let Some(programmed) = observed.programmed {
-            assert_eq!(programmed.iter().map(|(_, p)| p).sum::<i64>(), 100);
-        }
+        assert_eq!(
+            observed.latest_created.map(|r| r.name).as_deref(),
+            Some(if weight > 30 { "podinfo-00003" } else { "podinfo-00002" })
+        );
         if weight == 30 {
             // A third revision mid-step gets no traffic until the engine decides.
             env.set_image("6.0.2").await;
@@ -318,14 +318,9 @@ async fn knative_refusals_are_errors_with_knatives_message_and_not_retried() {
             .is_some_and(|cs| cs.iter().any(|c| c["type"] == "RoutesReady" && c["status"] == "False"))
     })
     .await;
+    // Knative's refusal is the controller's log line; the observation itself still succeeds.
     let observed = env.router.observe(&env.target).await.expect("observe");
-    assert!(
-        observed
-            .routes_rejected
-            .as_deref()
-            .is_some_and(|r| r.starts_with("RevisionMissing")),
-        "{observed:?}"
-    );
+    assert!(observed.primary.is_some(), "{observed:?}");
     // A write that sums to 90 is refused by Knative's own validation.
     let bad = json!({"spec": {"traffic": [{"revisionName": "podinfo-00001", "percent": 90}]}});
     let err = env
@@ -351,7 +346,7 @@ async fn failed_and_missing_things_are_typed_not_panics() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let observed = env.router.observe(&env.target).await.expect("observe");
-        if let Some(rev) = observed.world.latest_created.filter(|r| r.name == "podinfo-00002")
+        if let Some(rev) = observed.latest_created.filter(|r| r.name == "podinfo-00002")
             && matches!(rev.readiness, Readiness::Failed { ref reason } if reason.starts_with("ContainerMissing"))
         {
             break;
@@ -368,10 +363,7 @@ async fn failed_and_missing_things_are_typed_not_panics() {
         )
         .await
         .expect("remove");
-    assert_eq!(
-        env.router.observe(&env.target).await.expect("observe").world.primary,
-        None
-    );
+    assert_eq!(env.router.observe(&env.target).await.expect("observe").primary, None);
     // Deleted mid-rollout: a typed error.
     env.services
         .delete("podinfo", &Default::default())
@@ -477,7 +469,7 @@ async fn a_cached_router_sees_what_a_reading_one_sees_without_reading_and_surviv
     cached.promote(&env.target, "podinfo-00002").await.expect("promote");
     let seen = cached.observe(&env.target).await.expect("observe");
     assert_eq!(
-        seen.world.primary.map(|r| r.name),
+        seen.primary.map(|r| r.name),
         Some("podinfo-00002".to_owned()),
         "our own write is visible before the cache catches up"
     );

@@ -8,15 +8,15 @@ use futures::StreamExt;
 use kube::{
     Api,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller,
         reflector::{ObjectRef, Store},
         watcher,
     },
 };
 use serin_api::Canary;
 use serin_knative::{
-    CachedRevision, CachedService,
-    cache::{revision_resource, service_resource, slim_revision, slim_service},
+    cache::{revision_resource, service_resource},
+    watches::service_of,
 };
 
 use crate::{
@@ -76,19 +76,10 @@ async fn count_canaries(store: Store<Canary>, metrics: Arc<crate::metrics::Contr
 /// Runs the controller until `shutdown` completes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let (canaries, services, revisions): (Api<Canary>, Api<CachedService>, Api<CachedRevision>) =
-        match &ctx.config.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced_with(client.clone(), ns, &service_resource()),
-                Api::namespaced_with(client.clone(), ns, &revision_resource()),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all_with(client.clone(), &service_resource()),
-                Api::all_with(client.clone(), &revision_resource()),
-            ),
-        };
+    let canaries: Api<Canary> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let controller = Controller::new(canaries, watcher::Config::default());
     let store = controller.store();
     let _ = ctx.store.set(store.clone());
@@ -96,26 +87,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (by_revision, index_r) = (store.clone(), ctx.targets.clone());
     tokio::spawn(count_canaries(store.clone(), ctx.metrics.clone()));
     // The watches fill the router's caches when it reads them; otherwise they only trigger.
-    let services = watcher(services, watcher::Config::default()).default_backoff();
-    let revisions = watcher(revisions, watcher::Config::default()).default_backoff();
-    let (services, revisions) = match ctx.take_knative_cache() {
-        Some(caches) => (
-            services
-                .modify(slim_service)
-                .reflect(caches.services)
-                .touched_objects()
-                .boxed(),
-            revisions
-                .modify(slim_revision)
-                .reflect(caches.revisions)
-                .touched_objects()
-                .boxed(),
-        ),
-        None => (services.touched_objects().boxed(), revisions.touched_objects().boxed()),
-    };
+    let watches = serin_knative::watches::watches(&client, ctx.config.namespace.as_deref(), ctx.take_knative_cache());
     controller
         .watches_stream_with(
-            services,
+            watches.services,
             move |svc| {
                 canaries_for(
                     &index_s,
@@ -127,16 +102,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             service_resource(),
         )
         .watches_stream_with(
-            revisions,
-            move |rev| {
-                let service = rev
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("serving.knative.dev/service"))
-                    .cloned();
-                canaries_for(&index_r, &by_revision, rev.metadata.namespace.clone(), service)
-            },
+            watches.revisions,
+            move |rev| canaries_for(&index_r, &by_revision, rev.metadata.namespace.clone(), service_of(&rev)),
             revision_resource(),
         )
         // Bursts of triggers (our own writes echoing back, Knative status updates) collapse into

@@ -65,10 +65,10 @@ pub async fn finalize_deletion(canary: &Canary, ctx: &Arc<Context>, api: &Api<Ca
     if revert && let Ok(plan) = validate(canary).map(|v| v.plan) {
         let target = crate::reconcile::target_of(canary, ctx, &plan);
         match ctx.router.observe(&target).await {
-            Ok(observed) => {
+            Ok(world) => {
                 let now = (ctx.clock)();
                 let previous = canary.status.clone().unwrap_or_default();
-                let decision = finalize(&plan, &previous.to_rollout(), &observed.world, now);
+                let decision = finalize(&plan, &previous.to_rollout(), &world, now);
                 write_status(canary, api, &plan, &decision, &previous, now).await?;
                 match execute(canary, ctx, &plan, &target, &decision).await {
                     Ok(()) | Err(Error::Router(RouterError::NotFound(_))) => {}

@@ -81,10 +81,6 @@ impl Error {
         match self {
             Error::Kube(kube::Error::Api(status)) => !matches!(status.code, 400 | 403 | 404 | 405 | 415 | 422),
             Error::Kube(_) => true,
-            Error::Router(serin_knative::RouterError::Api {
-                source: kube::Error::Api(status),
-                ..
-            }) => !matches!(status.code, 400 | 403 | 404 | 405 | 415 | 422),
             Error::Router(e) => e.is_transient(),
         }
     }

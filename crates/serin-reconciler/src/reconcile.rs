@@ -95,7 +95,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         return Ok(controller::Action::requeue(ctx.config.resync));
     }
     let target = target_of(canary, ctx, &plan);
-    let observed = match ctx.router.observe(&target).await {
+    let world = match ctx.router.observe(&target).await {
         Ok(o) => o,
         Err(RouterError::NotFound(service)) => {
             reject(
@@ -110,9 +110,6 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(reason) = &observed.routes_rejected {
-        tracing::warn!(canary = %key(canary), %reason, "Knative reports the routes not ready");
-    }
     let now = (ctx.clock)();
     let previous = canary.status.clone().unwrap_or_default();
     let status = previous.to_rollout();
@@ -124,7 +121,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
     {
         ctx.metrics.step_lag.observe(now.since(due).as_secs_f64());
     }
-    let mut obs = Observation::of(observed.world);
+    let mut obs = Observation::of(world);
     let decision = loop {
         match step(&plan, &status, &obs, now) {
             Step::Done(d) => break d,

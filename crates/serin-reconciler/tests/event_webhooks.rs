@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use kube::{Api, api::PostParams};
 use serin_api::Canary;
 use serin_core::{HookOutcome, Revision, World};
-use serin_knative::{MockRouter, Observed, RouterError};
+use serin_knative::{MockRouter, RouterError};
 use serin_metrics::{MockMetricsProvider, QueryError};
 use serin_reconciler::{Config, Context, reconcile};
 use serin_sandbox::kube_api::KubeApi;
@@ -90,13 +90,10 @@ async fn invalid_spec_events_are_forwarded() {
 async fn router_errors_are_forwarded() {
     let mut router = MockRouter::new();
     router.expect_observe().returning(|_| {
-        Ok(Observed {
-            world: World {
-                primary: None,
-                latest_created: Some(Revision::ready("podinfo-00001")),
-                latest_ready: Some("podinfo-00001".into()),
-            },
-            ..Observed::default()
+        Ok(World {
+            primary: None,
+            latest_created: Some(Revision::ready("podinfo-00001")),
+            latest_ready: Some("podinfo-00001".into()),
         })
     });
     router.expect_initialize().returning(|_, _| {

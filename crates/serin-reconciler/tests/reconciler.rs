@@ -13,7 +13,7 @@ use kube::{
 };
 use serin_api::Canary;
 use serin_core::{HookOutcome, Readiness, Revision, Time, TrafficSplit, World};
-use serin_knative::{MockRouter, Observed};
+use serin_knative::MockRouter;
 use serin_metrics::{MockMetricsProvider, QueryValue};
 use serin_reconciler::{Config, Context, reconcile};
 use serin_sandbox::kube_api::KubeApi;
@@ -37,12 +37,9 @@ fn world(primary: Option<&str>, latest: &str) -> World {
 fn stateful_router(state: Arc<Mutex<Routed>>) -> MockRouter {
     let mut router = MockRouter::new();
     let s = state.clone();
-    router.expect_observe().returning(move |_| {
-        Ok(Observed {
-            world: s.lock().expect("lock").world.clone(),
-            ..Observed::default()
-        })
-    });
+    router
+        .expect_observe()
+        .returning(move |_| Ok(s.lock().expect("lock").world.clone()));
     let s = state.clone();
     router.expect_initialize().returning(move |_, primary| {
         let mut st = s.lock().expect("lock");
@@ -276,7 +273,8 @@ async fn a_refusal_is_recorded_once_and_backed_off_instead_of_retried_every_2s()
         .expect("status");
         Err(serin_knative::RouterError::Api {
             service: t.display(),
-            source: kube::Error::Api(Box::new(status)),
+            code: Some(status.code),
+            source: Box::new(kube::Error::Api(Box::new(status))),
         })
     });
     let clock = Arc::new(AtomicI64::new(0));
