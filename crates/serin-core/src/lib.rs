@@ -31,6 +31,7 @@
 
 mod action;
 mod adopt;
+mod detect;
 mod engine;
 pub mod flagger;
 mod judge;

@@ -1,8 +1,41 @@
-//! Event texts: Flagger's wording where the meaning is the same, Serin's own otherwise.
-//!
-//! Kept in one place so `docs/differences.md` can be checked against them.
+//! Every event text of the engine: Flagger's wording where the meaning is the same, Serin's own
+//! otherwise (`docs/differences.md` lists those). The metric verdicts' texts are in `judge.rs`.
 
-use crate::{Phase, Plan};
+use crate::{Phase, Plan, Readiness, go_duration};
+
+/// Flagger's event for a suspended Canary.
+pub(crate) const SUSPENDED: &str = "skipping canary run as object is suspended";
+
+/// Flagger's `Initialization done! {name}.{ns}`.
+pub(crate) fn initialized(plan: &Plan) -> String {
+    format!("Initialization done! {}", plan.canary_ref())
+}
+
+/// Serin's Warning while no revision can be taken over (D11).
+pub(crate) fn waiting_for_revision(plan: &Plan, what: &str) -> String {
+    format!(
+        "Waiting for Knative Service {} to have {what} before taking over routing",
+        plan.target_ref()
+    )
+}
+
+/// Flagger's confirm-rollout Halt.
+pub(crate) fn waiting_for_approval(plan: &Plan, hook: &str) -> String {
+    format!("Halt {} advancement waiting for approval {hook}", plan.canary_ref())
+}
+
+/// Serin's detection event (Flagger: `New revision detected! Scaling up {target}.{ns}`).
+pub(crate) fn new_revision(plan: &Plan, revision: &str) -> String {
+    format!(
+        "New revision detected! Starting canary analysis of {revision} for {}",
+        plan.target_ref()
+    )
+}
+
+/// Flagger's `{Confirm-rollout|Pre-rollout|…} check {hook} passed`.
+pub(crate) fn check_passed(label: &str, hook: &str) -> String {
+    format!("{label} check {hook} passed")
+}
 
 /// Flagger's `Terminating canary {name}.{ns}`.
 pub(crate) fn terminating(plan: &Plan) -> String {
@@ -30,5 +63,136 @@ pub(crate) fn adopted(plan: &Plan, phase: Phase, primary: &str, what: &str) -> S
         "Adopted {} in phase {} from a status Serin did not write (Flagger's): primary revision {primary}; {what}",
         plan.canary_ref(),
         phase.as_str()
+    )
+}
+
+/// Flagger's restart on a newer revision.
+pub(crate) fn restarting(plan: &Plan) -> String {
+    format!("New revision detected! Restarting analysis for {}", plan.target_ref())
+}
+
+/// Flagger's `skipAnalysis` promotion.
+pub(crate) fn skipped(plan: &Plan) -> String {
+    format!(
+        "Promotion completed! Canary analysis was skipped for {}",
+        plan.target_ref()
+    )
+}
+
+/// Flagger's `Knative Revision {rev}.{ns} is not ready`, with Knative's reason.
+pub(crate) fn not_ready(plan: &Plan, revision: &str, readiness: &Readiness) -> String {
+    let reason = match readiness {
+        Readiness::Ready | Readiness::NotYet { reason: None } => String::new(),
+        Readiness::NotYet { reason: Some(r) } | Readiness::Failed { reason: r } => format!(": {r}"),
+    };
+    format!("Knative Revision {revision}.{} is not ready{reason}", plan.namespace)
+}
+
+/// Flagger's first-tick event.
+pub(crate) fn starting(plan: &Plan) -> String {
+    format!("Starting canary analysis for {}", plan.target_ref())
+}
+
+/// Flagger's pre-rollout Halt.
+pub(crate) fn pre_rollout_failed(plan: &Plan, hook: &str, detail: &str) -> String {
+    format!(
+        "Halt {} advancement pre-rollout check {hook} failed {detail}",
+        plan.canary_ref()
+    )
+}
+
+/// Flagger's rollout-hook Halt.
+pub(crate) fn external_check_failed(plan: &Plan, hook: &str, detail: &str) -> String {
+    format!(
+        "Halt {} advancement external check {hook} failed {detail}",
+        plan.canary_ref()
+    )
+}
+
+/// Flagger's `Advance {name}.{ns} canary weight {w}`.
+pub(crate) fn advance_weight(plan: &Plan, weight: u8) -> String {
+    format!("Advance {} canary weight {weight}", plan.canary_ref())
+}
+
+/// Flagger's `Advance {name}.{ns} canary iteration {i}/{n}`.
+pub(crate) fn advance_iteration(plan: &Plan, i: u32, of: u32) -> String {
+    format!("Advance {} canary iteration {i}/{of}", plan.canary_ref())
+}
+
+/// Serin's promotion ramp step (Flagger: `primary weight`).
+pub(crate) fn advance_promotion(plan: &Plan, weight: u8) -> String {
+    format!("Advance {} promotion weight {weight}", plan.canary_ref())
+}
+
+/// Flagger's `Rollback hook {name} not signaling a rollback`.
+pub(crate) fn not_signaling_rollback(hook: &str) -> String {
+    format!("Rollback hook {hook} not signaling a rollback")
+}
+
+/// Flagger's blue/green switch.
+pub(crate) const ALL_TO_CANARY: &str = "Routing all traffic to canary";
+
+/// Flagger's promotion routing.
+pub(crate) const ALL_TO_PRIMARY: &str = "Routing all traffic to primary";
+
+/// Flagger's confirm-traffic-increase Halt.
+pub(crate) fn waiting_for_traffic_increase(plan: &Plan, hook: &str) -> String {
+    format!(
+        "Halt {} advancement waiting for traffic increase approval {hook}",
+        plan.canary_ref()
+    )
+}
+
+/// Flagger's confirm-promotion Halt.
+pub(crate) fn waiting_for_promotion(plan: &Plan, hook: &str) -> String {
+    format!(
+        "Halt {} advancement waiting for promotion approval {hook}",
+        plan.canary_ref()
+    )
+}
+
+/// Serin's promotion event (Flagger: `Copying {target}.{ns} template spec to {target}-primary.{ns}`).
+pub(crate) fn promoting(plan: &Plan, revision: &str) -> String {
+    format!("Promoting revision {revision} to primary of {}", plan.target_ref())
+}
+
+/// Flagger's `Promotion completed! Scaling down {target}.{ns}`.
+pub(crate) fn promoted(plan: &Plan) -> String {
+    format!("Promotion completed! Scaling down {}", plan.target_ref())
+}
+
+/// Flagger's `Canary failed! Scaling down {name}.{ns}`.
+pub(crate) fn failed(plan: &Plan) -> String {
+    format!("Canary failed! Scaling down {}", plan.canary_ref())
+}
+
+/// Flagger's threshold rollback.
+pub(crate) fn rollback_threshold(plan: &Plan, failed_checks: u32) -> String {
+    format!(
+        "Rolling back {} failed checks threshold reached {failed_checks}",
+        plan.canary_ref()
+    )
+}
+
+/// Flagger's rollback-hook rollback.
+pub(crate) fn rollback_manual(plan: &Plan) -> String {
+    format!("Rolling back {} manual webhook invoked", plan.canary_ref())
+}
+
+/// Serin's rollback of a revision Knative reports failed (D5).
+pub(crate) fn rollback_revision_failed(plan: &Plan, revision: &str, reason: &str) -> String {
+    format!(
+        "Rolling back {} revision {revision} failed: {reason}",
+        plan.canary_ref()
+    )
+}
+
+/// Serin's rollback at the progress deadline (D5).
+pub(crate) fn rollback_deadline(plan: &Plan, revision: &str, reason: Option<&str>) -> String {
+    format!(
+        "Rolling back {} progress deadline exceeded: revision {revision} not Ready after {}{}",
+        plan.canary_ref(),
+        go_duration(plan.progress_deadline),
+        reason.map(|r| format!(": {r}")).unwrap_or_default()
     )
 }

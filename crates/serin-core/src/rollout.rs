@@ -4,6 +4,7 @@ use crate::{
     Action, HookKind, Phase, Readiness, Severity, Strategy,
     engine::{Flow, Pending, Tick},
     judge::judge,
+    messages,
     time::go_duration,
 };
 
@@ -26,13 +27,7 @@ impl Tick<'_> {
             && latest.name != canary
             && Some(&latest.name) != self.status.primary_revision.as_ref()
         {
-            self.event(
-                Severity::Normal,
-                format!(
-                    "New revision detected! Restarting analysis for {}",
-                    self.plan.target_ref()
-                ),
-            );
+            self.event(Severity::Normal, messages::restarting(self.plan));
             self.set_traffic(&latest.name, 0);
             self.start_rollout(&latest.name);
             canary = latest.name;
@@ -42,13 +37,7 @@ impl Tick<'_> {
             return Ok(());
         }
         if self.plan.skip_analysis {
-            self.event(
-                Severity::Normal,
-                format!(
-                    "Promotion completed! Canary analysis was skipped for {}",
-                    self.plan.target_ref()
-                ),
-            );
+            self.event(Severity::Normal, messages::skipped(self.plan));
             self.complete_promotion(&canary, false);
             return Ok(());
         }
@@ -64,12 +53,7 @@ impl Tick<'_> {
         if let Some(primary) = &self.obs.world.primary
             && primary.readiness != Readiness::Ready
         {
-            let message = format!(
-                "Knative Revision {}.{} is not ready{}",
-                primary.name,
-                self.plan.namespace,
-                reason_suffix(&primary.readiness)
-            );
+            let message = messages::not_ready(self.plan, &primary.name, &primary.readiness);
             self.event(Severity::Warning, message.clone());
             self.summary(format!("halted: primary {message}"));
             self.schedule_next();
@@ -105,11 +89,7 @@ impl Tick<'_> {
                     self.rollback(canary, RollbackCause::Deadline(reason));
                 } else {
                     if self.input.canary_unready_since.is_none() {
-                        let message = format!(
-                            "Knative Revision {canary}.{} is not ready{}",
-                            self.plan.namespace,
-                            reason_suffix(&Readiness::NotYet { reason })
-                        );
+                        let message = messages::not_ready(self.plan, canary, &Readiness::NotYet { reason });
                         self.event(Severity::Warning, message);
                     }
                     self.summary(format!(
@@ -129,17 +109,9 @@ impl Tick<'_> {
         if self.rollback_requested(canary)? {
             return Ok(());
         }
-        self.event(
-            Severity::Normal,
-            format!("Starting canary analysis for {}", self.plan.target_ref()),
-        );
+        self.event(Severity::Normal, messages::starting(self.plan));
         if let Some(rejection) = self.gate(HookKind::PreRollout)? {
-            let message = format!(
-                "Halt {} advancement pre-rollout check {} failed {}",
-                self.plan.canary_ref(),
-                rejection.hook,
-                rejection.detail
-            );
+            let message = messages::pre_rollout_failed(self.plan, &rejection.hook, &rejection.detail);
             self.count_failure(canary, message);
             return Ok(());
         }
@@ -155,10 +127,7 @@ impl Tick<'_> {
                 }
                 let weight = weights.first().copied().unwrap_or(100);
                 self.set_traffic(canary, weight);
-                self.event(
-                    Severity::Normal,
-                    format!("Advance {} canary weight {weight}", self.plan.canary_ref()),
-                );
+                self.event(Severity::Normal, messages::advance_weight(self.plan, weight));
                 self.summary(format!("first step: {weight}% of traffic to revision {canary}"));
             }
             Strategy::BlueGreen { iterations } => {
@@ -169,10 +138,7 @@ impl Tick<'_> {
                 }
                 self.set_traffic(canary, 0);
                 self.status.iterations = 1;
-                self.event(
-                    Severity::Normal,
-                    format!("Advance {} canary iteration 1/{iterations}", self.plan.canary_ref()),
-                );
+                self.event(Severity::Normal, messages::advance_iteration(self.plan, 1, iterations));
                 self.summary(format!(
                     "blue/green: revision {canary} gets no user traffic for {iterations} iterations (load tests reach it through its canary tag), then all traffic for one interval before promotion"
                 ));
@@ -233,14 +199,11 @@ impl Tick<'_> {
             };
             let name = self.plan.webhooks[i].name.clone();
             if outcome.passed() {
-                self.event(Severity::Warning, format!("Rollback check {name} passed"));
+                self.event(Severity::Warning, messages::check_passed("Rollback", &name));
                 self.rollback(canary, RollbackCause::Manual);
                 return Ok(true);
             }
-            self.event(
-                Severity::Normal,
-                format!("Rollback hook {name} not signaling a rollback"),
-            );
+            self.event(Severity::Normal, messages::not_signaling_rollback(&name));
         }
         Ok(false)
     }
@@ -262,10 +225,7 @@ impl Tick<'_> {
                     return Ok(());
                 }
                 self.set_traffic(canary, next);
-                self.event(
-                    Severity::Normal,
-                    format!("Advance {} canary weight {next}", self.plan.canary_ref()),
-                );
+                self.event(Severity::Normal, messages::advance_weight(self.plan, next));
                 self.summary(format!("analysis passed; {next}% of traffic to revision {canary}"));
                 self.schedule_next();
                 Ok(())
@@ -277,10 +237,7 @@ impl Tick<'_> {
                 if done < iterations {
                     self.status.iterations = done + 1;
                     let i = done + 1;
-                    self.event(
-                        Severity::Normal,
-                        format!("Advance {} canary iteration {i}/{iterations}", self.plan.canary_ref()),
-                    );
+                    self.event(Severity::Normal, messages::advance_iteration(self.plan, i, iterations));
                     self.summary(format!("analysis passed; iteration {i} of {iterations}"));
                     self.schedule_next();
                     return Ok(());
@@ -290,7 +247,7 @@ impl Tick<'_> {
                 }
                 if done == iterations {
                     self.status.phase = Phase::Progressing;
-                    self.event(Severity::Normal, "Routing all traffic to canary".into());
+                    self.event(Severity::Normal, messages::ALL_TO_CANARY.into());
                     self.set_traffic(canary, 100);
                     self.status.iterations = iterations + 1;
                     self.summary(format!(
@@ -309,11 +266,7 @@ impl Tick<'_> {
         let Some(rejection) = self.gate(HookKind::ConfirmTrafficIncrease)? else {
             return Ok(false);
         };
-        let message = format!(
-            "Halt {} advancement waiting for traffic increase approval {}",
-            self.plan.canary_ref(),
-            rejection.hook
-        );
+        let message = messages::waiting_for_traffic_increase(self.plan, &rejection.hook);
         self.event(Severity::Warning, message.clone());
         self.summary(message);
         self.schedule_next();
@@ -342,11 +295,7 @@ impl Tick<'_> {
         if let Some(rejection) = self.gate(HookKind::ConfirmPromotion)? {
             if self.status.phase != Phase::WaitingPromotion {
                 self.status.phase = Phase::WaitingPromotion;
-                let message = format!(
-                    "Halt {} advancement waiting for promotion approval {}",
-                    self.plan.canary_ref(),
-                    rejection.hook
-                );
+                let message = messages::waiting_for_promotion(self.plan, &rejection.hook);
                 self.event(Severity::Warning, message);
             }
             self.summary(format!(
@@ -389,10 +338,7 @@ impl Tick<'_> {
             return;
         }
         self.set_traffic(canary, weight);
-        self.event(
-            Severity::Normal,
-            format!("Advance {} promotion weight {weight}", self.plan.canary_ref()),
-        );
+        self.event(Severity::Normal, messages::advance_promotion(self.plan, weight));
         self.summary(format!("promoting revision {canary}: {weight}% of traffic"));
         self.schedule_next();
     }
@@ -402,13 +348,9 @@ impl Tick<'_> {
             revision: canary.to_owned(),
         });
         if analysed {
-            let target = self.plan.target_ref();
-            self.event(
-                Severity::Normal,
-                format!("Promoting revision {canary} to primary of {target}"),
-            );
-            self.event(Severity::Normal, "Routing all traffic to primary".into());
-            self.event(Severity::Normal, format!("Promotion completed! Scaling down {target}"));
+            self.event(Severity::Normal, messages::promoting(self.plan, canary));
+            self.event(Severity::Normal, messages::ALL_TO_PRIMARY.into());
+            self.event(Severity::Normal, messages::promoted(self.plan));
         }
         let s = &mut self.status;
         s.phase = Phase::Succeeded;
@@ -438,30 +380,15 @@ impl Tick<'_> {
     }
 
     fn rollback(&mut self, canary: &str, cause: RollbackCause) {
-        let who = self.plan.canary_ref();
         let reason = match cause {
-            RollbackCause::Threshold => {
-                format!(
-                    "Rolling back {who} failed checks threshold reached {}",
-                    self.status.failed_checks
-                )
-            }
-            RollbackCause::Manual => format!("Rolling back {who} manual webhook invoked"),
-            RollbackCause::RevisionFailed(reason) => {
-                format!("Rolling back {who} revision {canary} failed: {reason}")
-            }
-            RollbackCause::Deadline(reason) => format!(
-                "Rolling back {who} progress deadline exceeded: revision {canary} not Ready after {}{}",
-                go_duration(self.plan.progress_deadline),
-                reason.map(|r| format!(": {r}")).unwrap_or_default()
-            ),
+            RollbackCause::Threshold => messages::rollback_threshold(self.plan, self.status.failed_checks),
+            RollbackCause::Manual => messages::rollback_manual(self.plan),
+            RollbackCause::RevisionFailed(reason) => messages::rollback_revision_failed(self.plan, canary, &reason),
+            RollbackCause::Deadline(reason) => messages::rollback_deadline(self.plan, canary, reason.as_deref()),
         };
         self.event(Severity::Warning, reason.clone());
         self.set_traffic(canary, 0);
-        self.event(
-            Severity::Warning,
-            format!("Canary failed! Scaling down {}", self.plan.canary_ref()),
-        );
+        self.event(Severity::Warning, messages::failed(self.plan));
         let s = &mut self.status;
         s.phase = Phase::Failed;
         s.canary_weight = 0;
@@ -482,16 +409,6 @@ impl Tick<'_> {
     }
 
     fn external_check_failed(&self, hook: &str, detail: &str) -> String {
-        format!(
-            "Halt {} advancement external check {hook} failed {detail}",
-            self.plan.canary_ref()
-        )
-    }
-}
-
-fn reason_suffix(readiness: &Readiness) -> String {
-    match readiness {
-        Readiness::Ready | Readiness::NotYet { reason: None } => String::new(),
-        Readiness::NotYet { reason: Some(r) } | Readiness::Failed { reason: r } => format!(": {r}"),
+        messages::external_check_failed(self.plan, hook, detail)
     }
 }
