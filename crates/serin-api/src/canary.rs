@@ -65,8 +65,10 @@ pub struct CanarySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::any_object")]
     pub service: Option<Value>,
-    /// The analysis.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The analysis (required, as in Flagger's CRD; Serin's validation says so too).
+    // No `serde(default)`: a missing Option still reads as None, and the schema lists it as required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required)]
     pub analysis: Option<CanaryAnalysis>,
     /// Seconds the new revision may stay not Ready before rollback (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -245,6 +245,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// How many API requests the emulator has failed by injection so far.
+    pub fn injected_faults(&self) -> anyhow::Result<u64> {
+        let addr = self.api_url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr)?;
+        write!(stream, "GET /_sandbox/injected HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(body).with_context(|| format!("answer: {answer}"))?;
+        value["injected"].as_u64().context("no injected count")
+    }
+
     /// Kills the running controller with SIGKILL.
     pub fn kill_controller(&mut self) {
         if let Some(c) = self.controllers.last_mut() {

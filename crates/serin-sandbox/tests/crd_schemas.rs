@@ -148,6 +148,11 @@ fn mismatches() -> Vec<(&'static str, Value, &'static str)> {
             r#"422 Invalid: Canary.flagger.app "podinfo" is invalid: spec.targetRef: Required value"#,
         ),
         (
+            "analysis missing",
+            json!({"spec": {"analysis": null}}),
+            r#"422 Invalid: Canary.flagger.app "podinfo" is invalid: spec.analysis: Required value"#,
+        ),
+        (
             "skipAnalysis as a string",
             json!({"spec": {"skipAnalysis": "yes"}}),
             r#"422 Invalid: Canary.flagger.app "podinfo" is invalid: spec.skipAnalysis: Invalid value: "string": spec.skipAnalysis in body must be of type boolean: "string""#,

@@ -156,12 +156,18 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
         close_watches_after_ms: Some(5000),
         ..Faults::default()
     };
+    let injected_before = cluster.injected_faults().expect("injected");
     cluster.set_faults(&faults).expect("faults");
     let (phase, events) = rollout(&mut observer, &client, "7.0.5", limit)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     cluster.set_faults(&Faults::default()).expect("clear faults");
     assert_eq!(phase, "Succeeded", "{events:#?}");
+    let injected = cluster.injected_faults().expect("injected") - injected_before;
+    assert!(
+        injected >= 3,
+        "the faults must have fired during the rollout: {injected} injected"
+    );
 
     // Two replicas with --leader-elect: one acts; kill it and the other takes over.
     cluster.kill_replica(0);

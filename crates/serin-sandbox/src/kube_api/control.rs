@@ -1,5 +1,5 @@
-//! The sandbox's own endpoints under `/_sandbox/`: reading and setting faults, and the request
-//! counters (by verb, resource and user agent).
+//! The sandbox's own endpoints under `/_sandbox/`: reading and setting faults, how many requests
+//! failed by injection, and the request counters (by verb, resource and user agent).
 
 use axum::{
     Json,
@@ -31,6 +31,10 @@ pub fn handle(shared: &Shared, method: &Method, segments: &[&str], body: &[u8]) 
             }
             Err(e) => ApiError::bad_request(format!("invalid faults: {e}")).into_response(),
         },
+        ["_sandbox", "injected"] => Json(json!({
+            "injected": shared.faults.lock().map(|f| f.injected()).unwrap_or_default()
+        }))
+        .into_response(),
         ["_sandbox", "requests"] => {
             let counts: Vec<Value> = shared
                 .faults

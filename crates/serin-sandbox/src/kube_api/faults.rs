@@ -78,6 +78,11 @@ fn hit(rule: &mut Option<FailRule>, count: &mut u64, failures: &mut u64) -> Opti
 }
 
 impl FaultState {
+    /// How many requests have failed by injection so far.
+    pub fn injected(&self) -> u64 {
+        self.failures
+    }
+
     /// Whether this write fails, and with which code.
     pub fn write_fault(&mut self) -> Option<u16> {
         hit(&mut self.faults.writes, &mut self.write_count, &mut self.failures)
