@@ -5,11 +5,10 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{Router, routing::get};
 use clap::{Parser, ValueEnum};
 use serin_knative::{KnativeCache, KnativeRouter};
 use serin_metrics::{PrometheusConfig, PrometheusProvider, QuerySet};
-use serin_reconciler::{Config, Context, leader};
+use serin_reconciler::{Config, Context, leader, serve};
 use serin_webhook::{EventSink, HttpWebhookClient};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,15 +86,6 @@ fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
     Ok((host.to_owned(), addr.parse().map_err(|e| format!("{addr:?}: {e}"))?))
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
-    }
-    tracing::info!("shutdown requested");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -146,56 +136,25 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Arc::new(ctx);
 
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let metrics = ctx.metrics.clone();
-    let is_ready = ready.clone();
-    let app = Router::new()
-        .route("/metrics", get(move || async move { metrics.encode() }))
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                if is_ready.load(std::sync::atomic::Ordering::Relaxed) {
-                    (axum::http::StatusCode::OK, "ready")
-                } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "waiting for leadership")
-                }
-            }),
-        );
+    let app = serve::admin_router(ctx.metrics.clone(), ready.clone());
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     tracing::info!(listen = %listener.local_addr()?, metrics_server = %cli.metrics_server, namespace = ?cli.namespace, "serin-controller starting");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    if cli.leader_elect {
-        let identity = cli.identity.clone().unwrap_or_else(|| {
+    let lease = cli.leader_elect.then(|| leader::LeaseConfig {
+        namespace: cli.lease_namespace.clone(),
+        name: "serin-controller-leader".into(),
+        identity: cli.identity.clone().unwrap_or_else(|| {
             std::env::var("POD_NAME")
                 .or_else(|_| std::env::var("HOSTNAME"))
                 .unwrap_or_else(|_| format!("serin-{}", std::process::id()))
-        });
-        let lease = leader::LeaseConfig {
-            namespace: cli.lease_namespace.clone(),
-            name: "serin-controller-leader".into(),
-            identity,
-            duration: cli.lease_duration,
-        };
-        let lost = leader::acquire(client, lease).await;
-        let tx = stop_tx.clone();
-        tokio::spawn(async move {
-            lost.await;
-            tracing::error!("stopping: leadership lost");
-            let _ = tx.send(true);
-        });
-    }
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
+        }),
+        duration: cli.lease_duration,
     });
+    let stop = serve::stop_signal(client, lease).await;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    let stop = async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    };
     serin_reconciler::run(ctx, stop).await;
     tracing::info!("serin-controller stopped");
     Ok(())

@@ -28,6 +28,7 @@
 //! - status.rs: the Canary's status from a decision, written as a minimal merge patch.
 //! - notify.rs: events, event webhooks and post-rollout hooks.
 //! - finalizer.rs: `revertOnDeletion` (the finalizer and the release of the target).
+//! - [`serve`]: the admin endpoints, the stop signal and leader election for a controller process.
 //! - checks.rs: metric queries and webhook calls for a `CheckRequest`.
 //! - [`Context`], [`Config`]: shared state and settings.
 //! - [`events::EventRecorder`], [`metrics::ControllerMetrics`].
@@ -41,6 +42,7 @@ pub mod leader;
 pub mod metrics;
 mod notify;
 mod reconcile;
+pub mod serve;
 mod status;
 
 pub use context::{Clock, Config, Context, wall_clock};

@@ -1,6 +1,7 @@
 //! `cargo bench -p serin-sandbox`: API emulator throughput, so scale tests know it is not their
 //! bottleneck. GET and PATCH requests/s against a baseline of `/version` requests/s on the same
-//! client in the same run, and watch fan-out: 10 watchers each receiving 10,000 objects.
+//! client in the same run, a Canary status PATCH (validated against its CRD schema) against the
+//! ConfigMap PATCH, and watch fan-out: 10 watchers each receiving 10,000 objects.
 
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,38 @@ fn main() {
             }
         })
         .await;
+        // A Canary status patch, validated against the CRD schema, as the controller writes one
+        // per step: the cost of schema validation against the ConfigMap patch above.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let crd = std::fs::read_to_string(root.join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
+        api.install_crd(serde_saphyr::from_str(&crd).expect("yaml")).expect("install");
+        let canaries: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "default",
+            &kube::core::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk("flagger.app", "v1beta1", "Canary"),
+                "canaries",
+            ),
+        );
+        let seed = std::fs::read_to_string(root.join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+        let mut canary: serde_json::Value = serde_saphyr::from_str(&seed).expect("canary");
+        canary["metadata"]["namespace"] = json!("default");
+        canaries
+            .create(&PostParams::default(), &serde_json::from_value(canary).expect("object"))
+            .await
+            .expect("create canary");
+        let a = canaries.clone();
+        let status_patches = rate(n, 8, move |i| {
+            let a = a.clone();
+            async move {
+                let status = json!({"status": {"phase": "Progressing", "canaryWeight": i % 50, "failedChecks": 0,
+                    "lastDecision": {"summary": format!("step {i}"), "checks": ["metric request-success-rate: 99.90% (>= 99%) Pass"]}}});
+                let _ = a
+                    .patch_status("podinfo", &PatchParams::default(), &Patch::Merge(status))
+                    .await;
+            }
+        })
+        .await;
         println!("API emulator, {n} requests each, 8 concurrent clients:");
         println!("  GET /version (baseline) {baseline:>9.0} req/s");
         println!(
@@ -89,6 +122,11 @@ fn main() {
         println!(
             "  PATCH configmap         {patches:>9.0} req/s  ({:.2}x baseline)",
             patches / baseline
+        );
+        println!(
+            "  PATCH canary/status     {status_patches:>9.0} req/s  ({:.2}x baseline, {:.2}x the ConfigMap patch: CRD schema validation included)",
+            status_patches / baseline,
+            status_patches / patches
         );
 
         let objects = 10_000;

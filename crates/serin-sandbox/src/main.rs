@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use clap::{Args, Parser, ValueEnum};
 use serin_sandbox::{
     knative::{SimConfig, Simulator},
     kube_api::KubeApi,
@@ -50,33 +51,94 @@ fn crd_documents(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(out)
 }
 
-/// `serin-sandbox demo [--root DIR] [--scenario promote|rollback|all] [--fast] [--keep]`.
-async fn demo(args: &[String]) -> anyhow::Result<()> {
-    let mut root = PathBuf::from(".");
-    let mut scenario = serin_sandbox::demo::Scenario::All;
-    let (mut fast, mut keep) = (false, false);
-    let mut i = 0;
-    while i < args.len() {
-        match (args[i].as_str(), args.get(i + 1).map(String::as_str)) {
-            ("--fast", _) => fast = true,
-            ("--keep", _) => keep = true,
-            ("--root", Some(r)) => {
-                root = PathBuf::from(r);
-                i += 1;
-            }
-            ("--scenario", Some(s)) => {
-                scenario = match s {
-                    "promote" => serin_sandbox::demo::Scenario::Promote,
-                    "rollback" => serin_sandbox::demo::Scenario::Rollback,
-                    "all" => serin_sandbox::demo::Scenario::All,
-                    other => bail!("--scenario {other:?}: promote, rollback or all"),
-                };
-                i += 1;
-            }
-            (other, _) => bail!("unknown demo argument {other:?}"),
-        }
-        i += 1;
-    }
+/// `serin-sandbox`: Knative-in-a-box as processes.
+#[derive(Parser)]
+#[command(
+    name = "serin-sandbox",
+    about = "Knative-in-a-box: API emulator, Knative simulator, traffic router, demo"
+)]
+enum Cli {
+    /// The Kubernetes API emulator (with CRDs installed), optionally with the Knative simulator.
+    KubeApi {
+        /// Port (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// CRD YAML files or directories to install.
+        #[arg(long)]
+        crds: Vec<PathBuf>,
+        /// Attach the Knative Serving simulator, Knative's traffic validation and (unless
+        /// `--no-router`) the traffic router.
+        #[arg(long)]
+        knative: bool,
+        /// With `--knative`: no traffic router.
+        #[arg(long)]
+        no_router: bool,
+        #[command(flatten)]
+        router: RouterArgs,
+    },
+    /// The Knative Serving simulator alone, against any API server.
+    Knative {
+        /// The API server URL.
+        #[arg(long)]
+        server: String,
+        #[command(flatten)]
+        router: RouterArgs,
+    },
+    /// The seed tutorial end to end with every component a real process.
+    Demo {
+        /// The repository root (test data, CRDs).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// Which rollouts to run.
+        #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
+        scenario: ScenarioArg,
+        /// Short intervals (3 s steps, 10 s metric windows).
+        #[arg(long)]
+        fast: bool,
+        /// Leave the sandbox running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+/// The traffic router's settings.
+#[derive(Args)]
+struct RouterArgs {
+    /// Port of the routed traffic (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    router_port: u16,
+    /// Port of the router's metrics (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    router_admin_port: u16,
+    /// A fixed backend for a host, `HOST=ADDR` (repeatable).
+    #[arg(long = "route", value_parser = parse_route)]
+    routes: Vec<(String, std::net::SocketAddr)>,
+}
+
+fn parse_route(text: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (host, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not HOST=ADDR"))?;
+    Ok((host.to_owned(), addr.parse().map_err(|e| format!("{addr:?}: {e}"))?))
+}
+
+/// The demo's rollouts.
+#[derive(Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    /// 6.0.1 is promoted.
+    Promote,
+    /// 6.0.2 is rolled back.
+    Rollback,
+    /// Both, in order.
+    All,
+}
+
+async fn demo(root: PathBuf, scenario: ScenarioArg, fast: bool, keep: bool) -> anyhow::Result<()> {
+    let scenario = match scenario {
+        ScenarioArg::Promote => serin_sandbox::demo::Scenario::Promote,
+        ScenarioArg::Rollback => serin_sandbox::demo::Scenario::Rollback,
+        ScenarioArg::All => serin_sandbox::demo::Scenario::All,
+    };
     let exe = std::env::current_exe()?;
     let bins = serin_sandbox::cluster::Binaries::in_dir(exe.parent().context("binary directory")?)?;
     println!(
@@ -115,80 +177,55 @@ demo: every scenario ended as expected"
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: serin-sandbox kube-api [--port N] [--crds PATH]... [--knative [--router-port N] [--router-admin-port N] [--route HOST=ADDR]...] | serin-sandbox knative --server URL [router flags]";
-    let command = args.first().map(String::as_str).unwrap_or_default().to_owned();
-    if command == "demo" {
-        return demo(&args[1..]).await;
-    }
-    if !matches!(command.as_str(), "kube-api" | "knative") {
-        bail!(usage);
-    }
-    let mut port = 0u16;
-    let mut crds: Vec<PathBuf> = Vec::new();
-    let mut knative = false;
-    let mut no_router = false;
-    let mut server = None;
-    let mut router_port = 0u16;
-    let mut router_admin_port = 0u16;
-    let mut routes: Vec<(String, std::net::SocketAddr)> = Vec::new();
-    let mut i = 1;
-    while i < args.len() {
-        match (args[i].as_str(), args.get(i + 1)) {
-            ("--knative", _) => {
-                knative = true;
-                i += 1;
-                continue;
-            }
-            ("--no-router", _) => {
-                no_router = true;
-                i += 1;
-                continue;
-            }
-            ("--port", Some(p)) => port = p.parse().context("--port")?,
-            ("--crds", Some(p)) => crds.push(PathBuf::from(p)),
-            ("--server", Some(s)) => server = Some(s.clone()),
-            ("--router-port", Some(p)) => router_port = p.parse().context("--router-port")?,
-            ("--router-admin-port", Some(p)) => router_admin_port = p.parse().context("--router-admin-port")?,
-            ("--route", Some(r)) => {
-                let (host, addr) = r.split_once('=').context("--route HOST=ADDR")?;
-                routes.push((host.to_owned(), addr.parse().context("--route address")?));
-            }
-            (other, _) => bail!("unknown argument {other:?}; {usage}"),
-        }
-        i += 2;
-    }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if command == "knative" {
-        let url: http::Uri = server
-            .context("--server URL is required")?
-            .parse()
-            .context("--server")?;
-        let client = kube::Client::try_from(kube::Config::new(url))?;
-        let router = std::sync::Arc::new(TrafficRouter::start_on(router_port, router_admin_port).await?);
-        for (host, addr) in &routes {
-            router.set_static(host, *addr);
-        }
-        println!(
-            "knative simulator running; traffic router on {} (metrics on {})",
-            router.addr, router.admin_addr
-        );
-        Simulator::new(client, SimConfig::demo(), Some(router)).run().await;
-        return Ok(());
+    match Cli::parse() {
+        Cli::Demo {
+            root,
+            scenario,
+            fast,
+            keep,
+        } => demo(root, scenario, fast, keep).await,
+        Cli::Knative { server, router } => knative(&server, router).await,
+        Cli::KubeApi {
+            port,
+            crds,
+            knative,
+            no_router,
+            router,
+        } => kube_api(port, &crds, knative.then_some((no_router, router))).await,
     }
+}
+
+async fn knative(server: &str, router: RouterArgs) -> anyhow::Result<()> {
+    let url: http::Uri = server.parse().context("--server")?;
+    let client = kube::Client::try_from(kube::Config::new(url))?;
+    let traffic = std::sync::Arc::new(TrafficRouter::start_on(router.router_port, router.router_admin_port).await?);
+    for (host, addr) in &router.routes {
+        traffic.set_static(host, *addr);
+    }
+    println!(
+        "knative simulator running; traffic router on {} (metrics on {})",
+        traffic.addr, traffic.admin_addr
+    );
+    Simulator::new(client, SimConfig::demo(), Some(traffic)).run().await;
+    Ok(())
+}
+
+/// The emulator; with `knative`, the simulator too (`(no_router, router settings)`).
+async fn kube_api(port: u16, crds: &[PathBuf], knative: Option<(bool, RouterArgs)>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("SERIN_LOG"))
         .with_writer(std::io::stderr)
         .init();
     let api = KubeApi::start(port).await?;
-    for path in &crds {
+    for path in crds {
         for crd in crd_documents(path)? {
             api.install_crd(crd)
                 .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
         }
     }
     println!("kube-api listening on {} (kubectl --server {})", api.url(), api.url());
-    if knative {
+    if let Some((no_router, router)) = knative {
         // Knative's own CRDs (testdata/knative), unless given with --crds already.
         for text in KNATIVE_CRDS {
             let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).context("embedded Knative CRDs")?;
@@ -208,15 +245,16 @@ async fn main() -> anyhow::Result<()> {
             println!("knative simulator attached (no traffic router)");
             None
         } else {
-            let router = std::sync::Arc::new(TrafficRouter::start_on(router_port, router_admin_port).await?);
-            for (host, addr) in &routes {
-                router.set_static(host, *addr);
+            let traffic =
+                std::sync::Arc::new(TrafficRouter::start_on(router.router_port, router.router_admin_port).await?);
+            for (host, addr) in &router.routes {
+                traffic.set_static(host, *addr);
             }
             println!(
                 "knative simulator attached; traffic router on {} (metrics on {})",
-                router.addr, router.admin_addr
+                traffic.addr, traffic.admin_addr
             );
-            Some(router)
+            Some(traffic)
         };
         tokio::spawn(Simulator::new(api.client()?, SimConfig::demo(), router).run());
     }
