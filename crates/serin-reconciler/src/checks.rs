@@ -7,9 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serin_api::{Canary, MetricTemplate, webhook_timeout};
 use serin_core::{CheckRequest, HookOutcome, MetricOutcome, Plan};
-use serin_metrics::{
-    Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, QuerySource, Revisions, metric_query, outcome,
-};
+use serin_metrics::{Auth, MetricsProvider, PrometheusConfig, QuerySource, Revisions, metric_query, outcome};
 use serin_webhook::{CanaryWebhookPayload, HookCall};
 
 use crate::Context;
@@ -171,6 +169,5 @@ async fn template_provider(
             .collect();
         config.auth = Auth::from_secret(&data).map_err(|e| e.to_string())?;
     }
-    let provider = PrometheusProvider::new(config).map_err(|e| e.to_string())?;
-    Ok((template.spec.query, Arc::new(provider)))
+    Ok((template.spec.query, ctx.provider_with(config)?))
 }

@@ -159,6 +159,8 @@ pub struct Context {
     /// Canaries by target Service.
     pub targets: Arc<TargetIndex>,
     providers: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
+    /// MetricTemplate providers by their settings.
+    templates: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
     knative_cache: Mutex<Option<KnativeCacheWriter>>,
 }
 
@@ -186,6 +188,7 @@ impl Context {
             store: OnceLock::new(),
             targets: Arc::new(TargetIndex::default()),
             providers: Mutex::new(HashMap::new()),
+            templates: Mutex::new(HashMap::new()),
             knative_cache: Mutex::new(None),
         }
     }
@@ -211,6 +214,30 @@ impl Context {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
         .and_then(|mut slot| slot.take())
+    }
+
+    /// A provider (and its HTTP client) for these settings, built once and then reused for as
+    /// long as a MetricTemplate keeps the same address, headers, credentials and TLS setting.
+    pub fn provider_with(&self, config: PrometheusConfig) -> Result<Arc<dyn MetricsProvider>, String> {
+        let key = format!(
+            "{}|{:?}|{:?}|{}|{}",
+            config.address,
+            config.headers,
+            config.auth,
+            config.insecure_skip_verify,
+            config.timeout.as_millis()
+        );
+        let mut cache = self.templates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let provider: Arc<dyn MetricsProvider> = Arc::new(PrometheusProvider::new(config).map_err(|e| e.to_string())?);
+        if cache.len() >= 1024 {
+            // Templates changed many times over: start afresh rather than grow without bound.
+            cache.clear();
+        }
+        cache.insert(key, provider.clone());
+        Ok(provider)
     }
 
     /// The provider for a Canary's built-in metrics and inline queries: its `metricsServer`, or

@@ -13,7 +13,7 @@ use kube::{
 };
 use serin_api::Canary;
 use serin_core::{HookOutcome, Readiness, Revision, Time, TrafficSplit, World};
-use serin_knative::MockRouter;
+use serin_knative::{MockRouter, Router, RouterError, Target};
 use serin_metrics::{MockMetricsProvider, QueryValue};
 use serin_reconciler::{Config, Context, reconcile};
 use serin_sandbox::kube_api::KubeApi;
@@ -34,38 +34,44 @@ fn world(primary: Option<&str>, latest: &str) -> World {
     }
 }
 
-fn stateful_router(state: Arc<Mutex<Routed>>) -> MockRouter {
-    let mut router = MockRouter::new();
-    let s = state.clone();
-    router
-        .expect_observe()
-        .returning(move |_| Ok(s.lock().expect("lock").world.clone()));
-    let s = state.clone();
-    router.expect_initialize().returning(move |_, primary| {
-        let mut st = s.lock().expect("lock");
+/// A router that remembers what it was told: a small fake, where a mock would need a closure
+/// per method sharing the state.
+struct FakeRouter(Arc<Mutex<Routed>>);
+
+#[async_trait::async_trait]
+impl Router for FakeRouter {
+    async fn observe(&self, _: &Target) -> Result<World, RouterError> {
+        Ok(self.0.lock().expect("lock").world.clone())
+    }
+
+    async fn initialize(&self, _: &Target, primary: &str) -> Result<(), RouterError> {
+        let mut st = self.0.lock().expect("lock");
         st.world.primary = Some(Revision::ready(primary));
         st.writes.push(format!("initialize {primary}"));
         Ok(())
-    });
-    let s = state.clone();
-    router.expect_set_split().returning(move |_, split: &TrafficSplit| {
-        s.lock()
-            .expect("lock")
-            .writes
-            .push(format!("split {} {}%", split.canary, split.canary_weight));
+    }
+
+    async fn set_split(&self, _: &Target, split: &TrafficSplit) -> Result<(), RouterError> {
+        let write = format!("split {} {}%", split.canary, split.canary_weight);
+        self.0.lock().expect("lock").writes.push(write);
         Ok(())
-    });
-    let s = state;
-    router.expect_promote().returning(move |_, revision| {
-        let mut st = s.lock().expect("lock");
+    }
+
+    async fn promote(&self, _: &Target, revision: &str) -> Result<(), RouterError> {
+        let mut st = self.0.lock().expect("lock");
         st.world.primary = Some(Revision::ready(revision));
         st.writes.push(format!("promote {revision}"));
         Ok(())
-    });
-    router
+    }
+
+    async fn release(&self, _: &Target, pin: Option<String>) -> Result<(), RouterError> {
+        let write = format!("release {pin:?}");
+        self.0.lock().expect("lock").writes.push(write);
+        Ok(())
+    }
 }
 
-async fn setup(router: MockRouter, clock: Arc<AtomicI64>) -> (KubeApi, Arc<Context>, Api<Canary>) {
+async fn setup(router: impl Router + 'static, clock: Arc<AtomicI64>) -> (KubeApi, Arc<Context>, Api<Canary>) {
     let api = KubeApi::start(0).await.expect("start");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let text = std::fs::read_to_string(root.join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
@@ -114,7 +120,7 @@ async fn seed_rollout_with_mocked_providers_in_virtual_time() {
         writes: Vec::new(),
     }));
     let clock = Arc::new(AtomicI64::new(1_000_000));
-    let (api, ctx, canaries) = setup(stateful_router(state.clone()), clock.clone()).await;
+    let (api, ctx, canaries) = setup(FakeRouter(state.clone()), clock.clone()).await;
 
     let action = reconcile(Arc::new(canaries.get("podinfo").await.expect("get")), ctx.clone())
         .await
@@ -314,7 +320,7 @@ async fn a_second_canary_on_the_same_service_is_rejected_and_routes_nothing() {
         writes: Vec::new(),
     }));
     let clock = Arc::new(AtomicI64::new(1_000_000));
-    let (api, ctx, canaries) = setup(stateful_router(state.clone()), clock).await;
+    let (api, ctx, canaries) = setup(FakeRouter(state.clone()), clock).await;
     let first = canaries.get("podinfo").await.expect("get");
     let mut second = first.clone();
     second.metadata = kube::api::ObjectMeta {
@@ -355,5 +361,25 @@ async fn a_second_canary_on_the_same_service_is_rejected_and_routes_nothing() {
             &"Knative Service podinfo.test is already managed by Canary test/podinfo; remove one of them".to_owned()
         ),
         "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn metric_template_providers_are_built_once_per_settings() {
+    let clock = Arc::new(AtomicI64::new(0));
+    let (_api, ctx, _canaries) = setup(MockRouter::new(), clock).await;
+    let config = serin_metrics::PrometheusConfig::new("http://prometheus.monitoring:9090");
+    let first = ctx.provider_with(config.clone()).expect("provider");
+    let again = ctx.provider_with(config.clone()).expect("provider");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the same settings reuse the provider and its client"
+    );
+    let mut other = config;
+    other.headers.push(("X-Scope-OrgID".into(), "tenant-b".into()));
+    let different = ctx.provider_with(other).expect("provider");
+    assert!(
+        !Arc::ptr_eq(&first, &different),
+        "other settings get their own provider"
     );
 }
