@@ -12,6 +12,7 @@
 //! - [`server`]: the axum router and auth.
 //! - [`metrics`]: Prometheus metrics.
 
+pub mod flagger_flags;
 pub mod gates;
 pub mod generator;
 pub mod hey;

@@ -76,7 +76,11 @@ fn parse_resolve(text: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // Flagger's Go-style flags (`-port=8080`, …) work unchanged.
+    let cli = Cli::parse_from(
+        std::iter::once("serin-loadtester".to_owned())
+            .chain(serin_loadtester::flagger_flags::rewrite(std::env::args().skip(1))),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("--log-level")?)
         .with_writer(std::io::stderr)

@@ -105,3 +105,34 @@ fn http() -> reqwest::Client {
     serin_webhook::install_crypto_provider();
     reqwest::Client::new()
 }
+
+#[test]
+fn flaggers_tester_arguments_start_it_unchanged() {
+    let dir = std::env::temp_dir().join(format!("serin-lt-flagger-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = free_port();
+    // Flagger's kustomize/tester arguments, plus the two this test needs (loopback, a state file).
+    let child = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
+        .args([
+            &format!("-port={port}"),
+            "-log-level=info",
+            "-timeout=1h",
+            "-zap-encoding=json",
+        ])
+        .args(["--bind", "127.0.0.1", "--state-file"])
+        .arg(dir.join("gates.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start loadtester");
+    let _running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "loadtester did not listen on {port} with -port={port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(post(port, "/gate/check"), 403, "a closed gate, as in Flagger");
+}
