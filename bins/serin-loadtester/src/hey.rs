@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+
 /// What to send, how fast, for how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadSpec {
@@ -72,6 +74,16 @@ pub enum HeyError {
     /// Unknown flag.
     #[error("unsupported hey flag {0}")]
     UnknownFlag(String),
+    /// A hey flag the native generator does not run; the real hey can, under `--allow-shell`.
+    #[error(
+        "hey {flag} is not run natively ({why}); start the loadtester with --allow-shell, with hey installed, to run it"
+    )]
+    NotNative {
+        /// The flag.
+        flag: String,
+        /// Why not.
+        why: &'static str,
+    },
     /// No URL, or more than one.
     #[error("expected exactly one URL, found {0}")]
     Url(usize),
@@ -82,6 +94,12 @@ fn bad(flag: &str, problem: impl Into<String>) -> HeyError {
         flag: flag.to_owned(),
         problem: problem.into(),
     }
+}
+
+/// Sets header `name`, replacing any earlier one of that name.
+fn set_header(spec: &mut LoadSpec, name: &str, value: String) {
+    spec.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    spec.headers.push((name.to_owned(), value));
 }
 
 /// Parses a command line starting with `hey`.
@@ -169,6 +187,53 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
                     .map_err(|_| bad("-t", format!("{v:?} is not a number of seconds")))?;
                 spec.timeout = (t > 0).then(|| Duration::from_secs(t));
             }
+            // `-host` is the Host header, as in hey.
+            "host" => set_header(&mut spec, "Host", value()?),
+            "A" => set_header(&mut spec, "Accept", value()?),
+            "a" => {
+                let v = value()?;
+                if !v.contains(':') {
+                    return Err(bad("-a", format!("{v:?} is not \"user:password\"")));
+                }
+                let encoded = base64::engine::general_purpose::STANDARD.encode(v.as_bytes());
+                set_header(&mut spec, "Authorization", format!("Basic {encoded}"));
+            }
+            // The native generator never asks for compression and never follows redirects:
+            // these two ask for what it does anyway. `-cpus` tunes Go's scheduler.
+            "disable-compression" | "disable-redirects" => {}
+            "cpus" => {
+                value()?;
+            }
+            "disable-keepalive" => {
+                return Err(HeyError::NotNative {
+                    flag: "-disable-keepalive".into(),
+                    why: "the native generator keeps connections open",
+                });
+            }
+            "h2" => {
+                return Err(HeyError::NotNative {
+                    flag: "-h2".into(),
+                    why: "the native generator speaks HTTP/1.1",
+                });
+            }
+            "x" => {
+                return Err(HeyError::NotNative {
+                    flag: "-x".into(),
+                    why: "the native generator does not use proxies",
+                });
+            }
+            "D" => {
+                return Err(HeyError::NotNative {
+                    flag: "-D".into(),
+                    why: "a webhook does not get to read the loadtester's files",
+                });
+            }
+            "o" => {
+                return Err(HeyError::NotNative {
+                    flag: "-o".into(),
+                    why: "the native generator prints hey's summary only",
+                });
+            }
             other => return Err(HeyError::UnknownFlag(format!("-{other}"))),
         }
     }
@@ -176,14 +241,14 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
         return Err(HeyError::Url(urls.len()));
     }
     spec.url = urls.remove(0);
+    if spec.url.starts_with("https://") {
+        return Err(HeyError::NotNative {
+            flag: "https://".into(),
+            why: "the native generator speaks plain HTTP",
+        });
+    }
     if !spec.url.starts_with("http://") {
-        return Err(bad(
-            "URL",
-            format!(
-                "{:?}: only http:// targets are supported by the native generator",
-                spec.url
-            ),
-        ));
+        return Err(bad("URL", format!("{:?}: not an http:// URL", spec.url)));
     }
     if spec.duration.is_some() {
         spec.requests = None;
@@ -228,6 +293,23 @@ mod tests {
     }
 
     #[test]
+    fn host_accept_and_basic_auth_become_headers_as_in_hey() {
+        let spec = parse_command(
+            "hey -z 1m -q 10 -c 2 -host app.example.com -A application/json -a user:secret -disable-compression -cpus 2 http://gateway.istio-system",
+        )
+        .expect("valid");
+        assert_eq!(
+            spec.headers,
+            vec![
+                ("Host".into(), "app.example.com".into()),
+                ("Accept".into(), "application/json".into()),
+                ("Authorization".into(), "Basic dXNlcjpzZWNyZXQ=".into()),
+            ]
+        );
+        assert_eq!(spec.url, "http://gateway.istio-system");
+    }
+
+    #[test]
     fn invalid_forms_say_what_is_wrong() {
         let cases = [
             ("curl http://x", "not a hey command: \"curl\""),
@@ -235,10 +317,12 @@ mod tests {
             ("hey -z 1m", "expected exactly one URL, found 0"),
             ("hey -c 0 http://x", "flag -c: must be between 1 and 10000"),
             ("hey -n 1 -c 2 http://x", "flag -n: cannot be less than -c"),
-            ("hey -x http://x", "unsupported hey flag -x"),
+            ("hey -x proxy:3128 http://x", "hey -x is not run natively"),
+            ("hey -bogus http://x", "unsupported hey flag -bogus"),
             ("hey -H nocolon http://x", "flag -H: \"nocolon\" is not \"Key: Value\""),
             ("hey 'unbalanced http://x", "cannot split the command line"),
-            ("hey -n 5 https://x", "only http:// targets"),
+            ("hey -n 5 https://x", "hey https:// is not run natively"),
+            ("hey -n 5 ftp://x", "not an http:// URL"),
             ("hey -q", "flag -q needs a value"),
         ];
         for (cmd, expected) in cases {

@@ -115,13 +115,14 @@ impl Tasks {
                         self.config.route(&mut spec);
                         self.background(&payload, cmd, Job::Load(spec), log_output).await
                     }
-                    Err(HeyError::NotHey(_)) if self.config.allow_shell => {
+                    Err(HeyError::NotHey(_) | HeyError::NotNative { .. }) if self.config.allow_shell => {
                         self.background(&payload, cmd, Job::Process(cmd.clone()), log_output)
                             .await
                     }
                     Err(HeyError::NotHey(program)) => TaskReply::Forbidden(format!(
                         "command {program:?} is not hey syntax; start the loadtester with --allow-shell to run other commands"
                     )),
+                    Err(e @ HeyError::NotNative { .. }) => TaskReply::Forbidden(e.to_string()),
                     Err(e) => TaskReply::BadRequest(format!("cmd {cmd:?}: {e}")),
                 }
             }

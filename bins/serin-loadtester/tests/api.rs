@@ -260,3 +260,44 @@ fn http() -> reqwest::Client {
     serin_webhook::install_crypto_provider();
     reqwest::Client::new()
 }
+
+#[tokio::test]
+async fn hey_host_and_basic_auth_reach_the_target_as_headers() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(axum::routing::any(move |headers: axum::http::HeaderMap| {
+        let record = record.clone();
+        async move {
+            let get = |k: &str| {
+                headers
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            record.lock().expect("lock").push((get("host"), get("authorization")));
+            "ok"
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let spec = hey::parse_command(&format!("hey -n 4 -c 2 -host app.example.com -a u:p http://{addr}/")).expect("spec");
+    let summary = generator::run(&spec).await.expect("run");
+    assert_eq!(summary.responses, 4);
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 4);
+    assert!(
+        seen.iter().all(|(host, auth)| host == "app.example.com" && auth == "Basic dTpw"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hey_flag_run_only_by_the_real_hey_is_refused_with_the_fix() {
+    let base = loadtester(false, None).await;
+    let p = payload(serde_json::json!({"type": "cmd", "cmd": "hey -z 1m -h2 https://podinfo.test/"}));
+    let (code, body) = post(&base, &p).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("is not run natively") && body.contains("--allow-shell"), "{body}");
+}
