@@ -96,6 +96,15 @@ fn bad(flag: &str, problem: impl Into<String>) -> HeyError {
     }
 }
 
+/// hey's flags that only the real hey runs, and why.
+const NOT_NATIVE: [(&str, &str); 5] = [
+    ("disable-keepalive", "the native generator keeps connections open"),
+    ("h2", "the native generator speaks HTTP/1.1"),
+    ("x", "the native generator does not use proxies"),
+    ("D", "a webhook does not get to read the loadtester's files"),
+    ("o", "the native generator prints hey's summary only"),
+];
+
 /// Sets header `name`, replacing any earlier one of that name.
 fn set_header(spec: &mut LoadSpec, name: &str, value: String) {
     spec.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
@@ -204,37 +213,15 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
             "cpus" => {
                 value()?;
             }
-            "disable-keepalive" => {
-                return Err(HeyError::NotNative {
-                    flag: "-disable-keepalive".into(),
-                    why: "the native generator keeps connections open",
-                });
+            other => {
+                if let Some((_, why)) = NOT_NATIVE.iter().find(|(flag, _)| *flag == other) {
+                    return Err(HeyError::NotNative {
+                        flag: format!("-{other}"),
+                        why,
+                    });
+                }
+                return Err(HeyError::UnknownFlag(format!("-{other}")));
             }
-            "h2" => {
-                return Err(HeyError::NotNative {
-                    flag: "-h2".into(),
-                    why: "the native generator speaks HTTP/1.1",
-                });
-            }
-            "x" => {
-                return Err(HeyError::NotNative {
-                    flag: "-x".into(),
-                    why: "the native generator does not use proxies",
-                });
-            }
-            "D" => {
-                return Err(HeyError::NotNative {
-                    flag: "-D".into(),
-                    why: "a webhook does not get to read the loadtester's files",
-                });
-            }
-            "o" => {
-                return Err(HeyError::NotNative {
-                    flag: "-o".into(),
-                    why: "the native generator prints hey's summary only",
-                });
-            }
-            other => return Err(HeyError::UnknownFlag(format!("-{other}"))),
         }
     }
     if urls.len() != 1 {

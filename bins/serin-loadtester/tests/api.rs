@@ -288,7 +288,8 @@ async fn hey_host_and_basic_auth_reach_the_target_as_headers() {
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 4);
     assert!(
-        seen.iter().all(|(host, auth)| host == "app.example.com" && auth == "Basic dTpw"),
+        seen.iter()
+            .all(|(host, auth)| host == "app.example.com" && auth == "Basic dTpw"),
         "{seen:?}"
     );
 }
@@ -299,5 +300,8 @@ async fn a_hey_flag_run_only_by_the_real_hey_is_refused_with_the_fix() {
     let p = payload(serde_json::json!({"type": "cmd", "cmd": "hey -z 1m -h2 https://podinfo.test/"}));
     let (code, body) = post(&base, &p).await;
     assert_eq!(code, 403, "{body}");
-    assert!(body.contains("is not run natively") && body.contains("--allow-shell"), "{body}");
+    assert!(
+        body.contains("is not run natively") && body.contains("--allow-shell"),
+        "{body}"
+    );
 }

@@ -25,8 +25,14 @@ fn free_port() -> u16 {
 }
 
 fn start(port: u16, state: &std::path::Path) -> Running {
+    start_with(port, &["--bind", "127.0.0.1", "--port", &port.to_string()], state)
+}
+
+/// Starts the loadtester with `args` (plus the state file) and waits until it listens on `port`.
+fn start_with(port: u16, args: &[&str], state: &std::path::Path) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--state-file"])
+        .args(args)
+        .arg("--state-file")
         .arg(state)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -34,13 +40,14 @@ fn start(port: u16, state: &std::path::Path) -> Running {
         .expect("start loadtester");
     let running = Running(child);
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return running;
-        }
-        assert!(Instant::now() < deadline, "loadtester did not listen on {port}");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "loadtester did not listen on {port} ({args:?})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+    running
 }
 
 fn post(port: u16, path: &str) -> u16 {
@@ -111,28 +118,19 @@ fn flaggers_tester_arguments_start_it_unchanged() {
     let dir = std::env::temp_dir().join(format!("serin-lt-flagger-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let port = free_port();
-    // Flagger's kustomize/tester arguments, plus the two this test needs (loopback, a state file).
-    let child = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
-        .args([
-            &format!("-port={port}"),
+    // Flagger's kustomize/tester arguments, plus what this test needs (loopback, a state file).
+    let port_flag = format!("-port={port}");
+    let _running = start_with(
+        port,
+        &[
+            &port_flag,
             "-log-level=info",
             "-timeout=1h",
             "-zap-encoding=json",
-        ])
-        .args(["--bind", "127.0.0.1", "--state-file"])
-        .arg(dir.join("gates.json"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start loadtester");
-    let _running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "loadtester did not listen on {port} with -port={port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            "--bind",
+            "127.0.0.1",
+        ],
+        &dir.join("gates.json"),
+    );
     assert_eq!(post(port, "/gate/check"), 403, "a closed gate, as in Flagger");
 }

@@ -7,7 +7,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use kube::{Api, api::PostParams};
+
+mod support;
+use kube::Api;
 use serin_api::Canary;
 use serin_core::{HookOutcome, Revision, World};
 use serin_knative::{MockRouter, RouterError};
@@ -30,13 +32,7 @@ impl WebhookClient for Recording {
 }
 
 async fn context(router: MockRouter, sent: Arc<Recording>) -> (KubeApi, Arc<Context>, Api<Canary>) {
-    let api = KubeApi::start(0).await.expect("start");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let text = std::fs::read_to_string(root.join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
-    api.install_crd(serde_saphyr::from_str(&text).expect("yaml"))
-        .expect("install");
-    api.create_namespace("test");
-    let client = api.client().expect("client");
+    let (api, client, canaries) = support::emulator_with_seed().await;
     let mut ctx = Context::new(
         client.clone(),
         Arc::new(router),
@@ -53,10 +49,6 @@ async fn context(router: MockRouter, sent: Arc<Recording>) -> (KubeApi, Arc<Cont
     let (sink, _task) = EventSink::spawn(sent, 16);
     ctx.event_sink = Some(sink);
     ctx.event_webhook = Some("http://events.example/".into());
-    let canaries: Api<Canary> = Api::namespaced(client, "test");
-    let text = std::fs::read_to_string(root.join("testdata/seed/podinfo-canary.yaml")).expect("seed");
-    let canary: Canary = serde_saphyr::from_str(&text).expect("canary");
-    canaries.create(&PostParams::default(), &canary).await.expect("create");
     (api, Arc::new(ctx), canaries)
 }
 

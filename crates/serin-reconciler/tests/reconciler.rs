@@ -1,5 +1,7 @@
-//! The reconciler with mockall mocks of `Router`, `MetricsProvider` and `WebhookClient`, a
+//! The reconciler with a fake `Router`, mockall mocks of `MetricsProvider` and `WebhookClient`, a
 //! virtual clock, and the API emulator holding Canaries, status and events.
+
+mod support;
 
 use std::sync::{
     Arc, Mutex,
@@ -72,13 +74,7 @@ impl Router for FakeRouter {
 }
 
 async fn setup(router: impl Router + 'static, clock: Arc<AtomicI64>) -> (KubeApi, Arc<Context>, Api<Canary>) {
-    let api = KubeApi::start(0).await.expect("start");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let text = std::fs::read_to_string(root.join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
-    api.install_crd(serde_saphyr::from_str(&text).expect("yaml"))
-        .expect("install");
-    api.create_namespace("test");
-    let client = api.client().expect("client");
+    let (api, client, canaries) = support::emulator_with_seed().await;
     let mut metrics = MockMetricsProvider::new();
     metrics.expect_query().returning(|q| {
         Ok(QueryValue::Value(if q.contains("histogram_quantile") {
@@ -98,10 +94,6 @@ async fn setup(router: impl Router + 'static, clock: Arc<AtomicI64>) -> (KubeApi
         Config::default(),
     );
     ctx.clock = Arc::new(move || Time::from_millis(clock.load(Ordering::SeqCst)));
-    let canaries: Api<Canary> = Api::namespaced(client, "test");
-    let text = std::fs::read_to_string(root.join("testdata/seed/podinfo-canary.yaml")).expect("seed");
-    let canary: Canary = serde_saphyr::from_str(&text).expect("canary");
-    canaries.create(&PostParams::default(), &canary).await.expect("create");
     (api, Arc::new(ctx), canaries)
 }
 
