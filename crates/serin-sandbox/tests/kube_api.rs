@@ -438,3 +438,43 @@ async fn slow_watchers_with_bookmarks_get_every_event() {
         "events seen per watcher: {counts:?} of {n}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_without_a_resource_version_all_apply() {
+    let (_api, client) = api_with_crds().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "test");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "shared"}, "data": {}})).expect("cm");
+    cms.create(&PostParams::default(), &cm).await.expect("create");
+    let writers: Vec<_> = (0..40)
+        .map(|i| {
+            let cms = cms.clone();
+            tokio::spawn(async move {
+                cms.patch(
+                    "shared",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {format!("k{i}"): "v"}})),
+                )
+                .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await
+            .expect("task")
+            .expect("a patch naming no resourceVersion never conflicts");
+    }
+    let data = cms.get("shared").await.expect("get").data.unwrap_or_default();
+    assert_eq!(data.len(), 40, "every patch applied");
+    // A patch naming a stale resourceVersion still conflicts.
+    let stale = cms
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"resourceVersion": "1"}, "data": {"x": "y"}})),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(kube::Error::Api(ref s)) if s.code == 409),
+        "{stale:?}"
+    );
+}

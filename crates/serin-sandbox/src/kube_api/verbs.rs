@@ -114,18 +114,32 @@ pub(super) fn dispatch(
                     "PATCH with application/apply-patch+yaml requires a fieldManager",
                 ));
             }
-            let existing = shared.store.lock().map_err(|_| poisoned())?.get(def, &ns, &name);
-            let mut obj = match (existing, kind) {
-                (Ok(o), _) => o,
-                (Err(_), PatchType::Apply) => {
-                    let mut created = json!({"metadata": {"name": name}});
-                    patch::apply(kind, &mut created, body)?;
-                    return Ok(Reply::Object(201, create_in(shared, def, &ns, created)?));
+            // Like the API server's guaranteed update: a patch that does not name a
+            // resourceVersion applies to the latest object, so a concurrent write means
+            // re-reading and applying it again, not a 409; one that names a stale version
+            // conflicts.
+            let mut attempts = 0;
+            loop {
+                let existing = shared.store.lock().map_err(|_| poisoned())?.get(def, &ns, &name);
+                let mut obj = match (existing, kind) {
+                    (Ok(o), _) => o,
+                    (Err(_), PatchType::Apply) => {
+                        let mut created = json!({"metadata": {"name": name}});
+                        patch::apply(kind, &mut created, body)?;
+                        return Ok(Reply::Object(201, create_in(shared, def, &ns, created)?));
+                    }
+                    (Err(e), _) => return Err(e),
+                };
+                let read_version = obj.pointer("/metadata/resourceVersion").cloned();
+                patch::apply(kind, &mut obj, body)?;
+                let names_a_version = obj.pointer("/metadata/resourceVersion").cloned() != read_version;
+                match write(shared, def, &ns, &name, obj, target.status) {
+                    Err(e) if e.code == 409 && e.reason == "Conflict" && !names_a_version && attempts < 10 => {
+                        attempts += 1;
+                    }
+                    result => return Ok(Reply::Object(200, result?)),
                 }
-                (Err(e), _) => return Err(e),
-            };
-            patch::apply(kind, &mut obj, body)?;
-            Ok(Reply::Object(200, write(shared, def, &ns, &name, obj, target.status)?))
+            }
         }
         Verb::Delete => {
             let ns = namespace_of(target)?;
