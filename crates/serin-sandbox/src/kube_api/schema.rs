@@ -30,11 +30,9 @@ pub fn admit(schema: &Value, obj: &mut Value) -> Vec<Cause> {
     normalize(schema, obj, true);
     let mut causes = Vec::new();
     if let Some(map) = obj.as_object() {
-        let mut rest = map.clone();
-        for reserved in ["apiVersion", "kind", "metadata"] {
-            rest.remove(reserved);
-        }
-        validate(schema, &Value::Object(rest), "", &mut causes);
+        // The root: `apiVersion`, `kind` and `metadata` are the API server's, not the schema's.
+        validate_object(schema, map, "", &mut causes, true);
+        validate_combinators(schema, obj, "", &mut causes);
     }
     causes
 }
@@ -212,7 +210,7 @@ fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) 
                 }
             }
         }
-        Value::Object(map) => validate_object(schema, map, path, causes),
+        Value::Object(map) => validate_object(schema, map, path, causes, false),
         _ => {}
     }
     validate_combinators(schema, value, path, causes);
@@ -235,7 +233,7 @@ fn validate_string(schema: &Value, value: &Value, text: &str, path: &str, causes
         });
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        match regex::Regex::new(pattern) {
+        match compiled(pattern) {
             Ok(re) if !re.is_match(text) => {
                 invalid_value(causes, path, value, format!("should match '{pattern}'"));
             }
@@ -243,6 +241,19 @@ fn validate_string(schema: &Value, value: &Value, text: &str, path: &str, causes
             Err(e) => invalid_value(causes, path, value, format!("has an unusable pattern '{pattern}': {e}")),
         }
     }
+}
+
+/// Compiled `pattern`s, kept: a CRD has a handful, each checked on every write.
+fn compiled(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    static CACHE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(re) = cache.get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = regex::Regex::new(pattern)?;
+    cache.insert(pattern.to_owned(), re.clone());
+    Ok(re)
 }
 
 fn validate_number(schema: &Value, value: &Value, n: f64, path: &str, causes: &mut Vec<Cause>) {
@@ -262,7 +273,7 @@ fn validate_number(schema: &Value, value: &Value, n: f64, path: &str, causes: &m
     }
 }
 
-fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, causes: &mut Vec<Cause>) {
+fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, causes: &mut Vec<Cause>, root: bool) {
     for key in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
         if let Some(key) = key.as_str()
             && !map.contains_key(key)
@@ -277,6 +288,9 @@ fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, causes:
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
     for (k, v) in map {
+        if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
         if let Some(p) = props.and_then(|props| props.get(k)) {
             validate(p, v, &child(path, k), causes);
         } else if let Some(a) = additional {
@@ -292,9 +306,9 @@ fn passes(schema: &Value, value: &Value, path: &str) -> bool {
 }
 
 fn validate_combinators(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
-    let list = |key: &str| schema.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = |key: &str| schema.get(key).and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
     for sub in list("allOf") {
-        validate(&sub, value, path, causes);
+        validate(sub, value, path, causes);
     }
     let any = list("anyOf");
     if !any.is_empty() && !any.iter().any(|s| passes(s, value, path)) {
