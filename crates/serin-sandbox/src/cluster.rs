@@ -65,8 +65,20 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Polls `GET path` on `addr` until it answers 200, or fails after `limit`.
+/// Polls `GET path` on `addr` until it answers 200, or fails after `limit`. It blocks: called
+/// from a multi-threaded tokio runtime (the async tests, the demo), it tells the runtime so
+/// (`block_in_place`) and other tasks move to the other workers meanwhile.
 pub fn wait_http(addr: &str, path: &str, limit: Duration) -> anyhow::Result<()> {
+    let multi_threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_threaded {
+        tokio::task::block_in_place(|| poll_http(addr, path, limit))
+    } else {
+        poll_http(addr, path, limit)
+    }
+}
+
+fn poll_http(addr: &str, path: &str, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Ok(mut stream) = TcpStream::connect(addr) {
