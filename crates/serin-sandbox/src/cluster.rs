@@ -65,6 +65,19 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// `N` distinct free loopback ports: all are held open until every one is chosen (one at a time,
+/// the system may hand out a port it just released, and two components then collide).
+pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0u16; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
 /// Polls `GET path` on `addr` until it answers 200, or fails after `limit`. It blocks: called
 /// from a multi-threaded tokio runtime (the async tests, the demo), it tells the runtime so
 /// (`block_in_place`) and other tasks move to the other workers meanwhile.
@@ -138,7 +151,7 @@ impl Cluster {
     pub fn start(bins: Binaries, root: &Path, controller_args: Vec<String>) -> anyhow::Result<Cluster> {
         let logs = std::env::temp_dir().join(format!("serin-sandbox-{}-{}", std::process::id(), free_port()?));
         std::fs::create_dir_all(&logs)?;
-        let (api_port, router_port, admin_port, lt_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
+        let [api_port, router_port, admin_port, lt_port] = free_ports::<4>()?;
         let router: SocketAddr = format!("127.0.0.1:{router_port}").parse()?;
         let loadtester: SocketAddr = format!("127.0.0.1:{lt_port}").parse()?;
         let state = logs.join("gates.json");

@@ -11,7 +11,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 use serin_sandbox::{
-    cluster::free_port,
+    cluster::free_ports,
     demo::{rollout, seed_canary, set_image},
     kube_api::{FailRule, Faults},
 };
@@ -171,12 +171,10 @@ async fn gates_restarts_faults_leadership_and_a_stopped_prometheus() {
 
     // Two replicas with --leader-elect: one acts; kill it and the other takes over.
     cluster.kill_replica(0);
-    let listens: Vec<SocketAddr> = (0..2)
-        .map(|_| {
-            format!("127.0.0.1:{}", free_port().expect("port"))
-                .parse()
-                .expect("addr")
-        })
+    let listens: Vec<SocketAddr> = free_ports::<2>()
+        .expect("ports")
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}").parse().expect("addr"))
         .collect();
     for (i, listen) in listens.iter().enumerate() {
         let id = format!("replica-{i}");
