@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -128,18 +128,18 @@ impl KnativeCache {
     /// Remembers what a patch of ours returned.
     pub(crate) fn wrote(&self, namespace: &str, name: &str, mut object: CachedService) {
         slim_service(&mut object);
-        {
-            let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            written.insert((namespace.to_owned(), name.to_owned()), Arc::new(object));
-        }
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((namespace.to_owned(), name.to_owned()), Arc::new(object));
     }
 
     /// Forgets our write of a Service (after a conflict: the cache or a GET knows better).
     pub(crate) fn forget(&self, namespace: &str, name: &str) {
-        {
-            let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            written.remove(&(namespace.to_owned(), name.to_owned()));
-        }
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(namespace.to_owned(), name.to_owned()));
     }
 }
 

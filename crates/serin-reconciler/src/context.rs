@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::Duration,
 };
 
@@ -10,7 +10,7 @@ use kube::{Client, runtime::reflector::Store};
 use serin_api::Canary;
 use serin_core::Time;
 use serin_knative::{KnativeCacheWriter, Router};
-use serin_metrics::{MetricsProvider, PrometheusConfig, PrometheusProvider, QuerySet};
+use serin_metrics::{MetricsProvider, PrometheusConfig, PrometheusProvider, ProviderError, QuerySet};
 use serin_webhook::{EventSink, WebhookClient};
 
 use crate::{events::EventRecorder, metrics::ControllerMetrics};
@@ -98,10 +98,10 @@ impl TargetIndex {
 
     /// Forgets Canary `namespace/canary` (deleted).
     pub fn forget(&self, namespace: &str, canary: &str) {
-        {
-            let mut maps = self.maps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            maps.remove(namespace, canary);
-        }
+        self.maps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(namespace, canary);
     }
 
     /// The Canaries known to target Service `namespace/target`.
@@ -158,9 +158,8 @@ pub struct Context {
     pub store: OnceLock<Store<Canary>>,
     /// Canaries by target Service.
     pub targets: Arc<TargetIndex>,
+    /// Providers (`metricsServer`s and MetricTemplates) by their settings.
     providers: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
-    /// MetricTemplate providers by their settings.
-    templates: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
     knative_cache: Mutex<Option<KnativeCacheWriter>>,
 }
 
@@ -188,7 +187,6 @@ impl Context {
             store: OnceLock::new(),
             targets: Arc::new(TargetIndex::default()),
             providers: Mutex::new(HashMap::new()),
-            templates: Mutex::new(HashMap::new()),
             knative_cache: Mutex::new(None),
         }
     }
@@ -196,29 +194,23 @@ impl Context {
     /// Fills these caches from the controller's Service and Revision watches (give the matching
     /// [`serin_knative::KnativeCache`] to the router). Without it the watches only trigger.
     pub fn with_knative_cache(self, writer: KnativeCacheWriter) -> Self {
-        {
-            let mut slot = self
-                .knative_cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *slot = Some(writer);
-        }
+        *self.knative_cache.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer);
         self
     }
 
     /// The cache writers, once, for the controller to feed (`None`: nobody reads a cache).
     pub(crate) fn take_knative_cache(&self) -> Option<KnativeCacheWriter> {
-        Some(
-            self.knative_cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-        .and_then(|mut slot| slot.take())
+        self.knative_cache.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// A provider (and its HTTP client) for these settings, built once and then reused for as
     /// long as a MetricTemplate keeps the same address, headers, credentials and TLS setting.
     pub fn provider_with(&self, config: PrometheusConfig) -> Result<Arc<dyn MetricsProvider>, String> {
+        self.cached_provider(config).map_err(|e| e.to_string())
+    }
+
+    /// The one cache behind [`Context::provider_with`] and [`Context::provider_for`].
+    fn cached_provider(&self, config: PrometheusConfig) -> Result<Arc<dyn MetricsProvider>, ProviderError> {
         let key = format!(
             "{}|{:?}|{:?}|{}|{}",
             config.address,
@@ -227,13 +219,13 @@ impl Context {
             config.insecure_skip_verify,
             config.timeout.as_millis()
         );
-        let mut cache = self.templates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self.providers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let provider: Arc<dyn MetricsProvider> = Arc::new(PrometheusProvider::new(config).map_err(|e| e.to_string())?);
+        let provider: Arc<dyn MetricsProvider> = Arc::new(PrometheusProvider::new(config)?);
         if cache.len() >= 1024 {
-            // Templates changed many times over: start afresh rather than grow without bound.
+            // Settings changed many times over: start afresh rather than grow without bound.
             cache.clear();
         }
         cache.insert(key, provider.clone());
@@ -252,16 +244,8 @@ impl Context {
         else {
             return Ok(self.default_provider.clone());
         };
-        let mut cache = self.providers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(p) = cache.get(address) {
-            return Ok(p.clone());
-        }
-        let provider: Arc<dyn MetricsProvider> = Arc::new(
-            PrometheusProvider::new(PrometheusConfig::new(address))
-                .map_err(|e| format!("Error building Prometheus client for {address} {e}"))?,
-        );
-        cache.insert(address.to_owned(), provider.clone());
-        Ok(provider)
+        self.cached_provider(PrometheusConfig::new(address))
+            .map_err(|e| format!("Error building Prometheus client for {address} {e}"))
     }
 }
 

@@ -4,7 +4,10 @@
 //! recently used forgotten first), and never holds its memory across an API call, so one slow
 //! write does not hold up other Canaries' events.
 
-use std::{num::NonZeroUsize, sync::Mutex};
+use std::{
+    num::NonZeroUsize,
+    sync::{Mutex, PoisonError},
+};
 
 use lru::LruCache;
 
@@ -58,12 +61,13 @@ impl EventRecorder {
         let type_ = event.severity.as_str().to_owned();
         let key = (namespace.clone(), uid.clone(), type_.clone(), event.message.clone());
         let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
-        let repeated =
-            Some(self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).and_then(|mut seen| {
-                let (event_name, count) = seen.get_mut(&key)?;
+        let repeated = {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            seen.get_mut(&key).map(|(event_name, count)| {
                 *count += 1;
-                Some((event_name.clone(), *count))
-            });
+                (event_name.clone(), *count)
+            })
+        };
         if let Some((event_name, count)) = repeated {
             let patch = json!({"count": count, "lastTimestamp": now()});
             if api
@@ -112,8 +116,10 @@ impl EventRecorder {
         };
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => {
-                let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                seen.put(key, (event_name, 1));
+                self.seen
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .put(key, (event_name, 1));
             }
             Err(e) => {
                 tracing::warn!(canary = %format!("{namespace}/{name}"), error = %e, message = %event.message, "cannot record event")

@@ -83,14 +83,13 @@ impl SimCache {
         ) else {
             return;
         };
-        {
-            let mut revisions = self.revisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            revisions
-                .entry(service)
-                .or_default()
-                .entry(name.to_owned())
-                .or_insert_with(|| revision.clone());
-        }
+        self.revisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(service)
+            .or_default()
+            .entry(name.to_owned())
+            .or_insert_with(|| revision.clone());
     }
 
     /// The Service as last seen.

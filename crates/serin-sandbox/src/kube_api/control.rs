@@ -23,10 +23,11 @@ pub fn handle(shared: &Shared, method: &Method, segments: &[&str], body: &[u8]) 
         .into_response(),
         ["_sandbox", "faults"] => match serde_json::from_slice::<super::Faults>(body) {
             Ok(faults) => {
-                {
-                    let mut f = shared.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    f.faults = faults;
-                }
+                shared
+                    .faults
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .faults = faults;
                 Json(json!({"ok": true})).into_response()
             }
             Err(e) => ApiError::bad_request(format!("invalid faults: {e}")).into_response(),
