@@ -1,4 +1,6 @@
-//! The native load generator: a fixed pool of workers on one keep-alive HTTP/1 client.
+//! The native load generator: a fixed pool of workers, each on its own keep-alive connection
+//! (HTTP/1.1, or HTTP/2 over TLS with `-h2`), with hey's and wrk's request accounting: every
+//! started request ends counted once, as a response by status or as an error by kind.
 
 use std::{
     collections::BTreeMap,
@@ -12,14 +14,13 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, Uri, client::conn::http1::SendRequest, header};
-use hyper_util::rt::TokioIo;
-use tokio::{
-    net::TcpStream,
-    time::{Instant, MissedTickBehavior},
-};
+use hyper::{Method, Request, Uri, header};
+use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::hey::LoadSpec;
+use crate::{
+    connector::{Connector, Sender, TlsTarget},
+    hey::LoadSpec,
+};
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,9 @@ pub enum GeneratorError {
     /// A header does not parse.
     #[error("invalid header {0:?}")]
     Header(String),
+    /// TLS cannot be set up for the target.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// Latency percentiles.
@@ -48,6 +52,68 @@ pub struct Latencies {
     pub max: Duration,
 }
 
+/// Sum, count and bounds of one phase of the requests (seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phase {
+    /// Total time.
+    pub sum: f64,
+    /// Shortest.
+    pub min: f64,
+    /// Longest.
+    pub max: f64,
+    /// Samples.
+    pub count: u64,
+}
+
+impl Phase {
+    fn add(&mut self, seconds: f64) {
+        self.min = if self.count == 0 {
+            seconds
+        } else {
+            self.min.min(seconds)
+        };
+        self.max = self.max.max(seconds);
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    fn merge(&mut self, other: &Phase) {
+        if other.count == 0 {
+            return;
+        }
+        self.min = if self.count == 0 {
+            other.min
+        } else {
+            self.min.min(other.min)
+        };
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    /// Mean, 0 without samples.
+    pub fn average(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
+/// Requests that got no response, by the socket operation that failed (wrk's accounting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketErrors {
+    /// Connecting (TCP, proxy, TLS or the HTTP handshake).
+    pub connect: u64,
+    /// Reading the response.
+    pub read: u64,
+    /// Writing the request.
+    pub write: u64,
+    /// The per-request timeout.
+    pub timeout: u64,
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -57,12 +123,27 @@ pub struct Summary {
     pub by_status: BTreeMap<u16, u64>,
     /// Requests that got no response, by error.
     pub errors: BTreeMap<String, u64>,
+    /// The same errors by kind.
+    pub socket_errors: SocketErrors,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Latency percentiles of responses.
     pub latencies: Latencies,
-    /// Every response latency, in microseconds (for histograms).
+    /// Every response latency in microseconds, sorted (for histograms and distributions).
     pub samples_micros: Vec<u32>,
+    /// Response body bytes read.
+    pub bytes: u64,
+    /// Connection set-up (TCP, proxy, TLS), one sample per request: zero on a reused connection.
+    pub dial: Phase,
+    /// From sending the request to the response's head.
+    pub wait: Phase,
+    /// Reading the response body.
+    pub read: Phase,
+    /// Responses received by each worker.
+    pub per_worker: Vec<u64>,
+    /// TLS connections whose certificate did not verify against the system roots (accepted
+    /// anyway, as hey and wrk do).
+    pub unverified_tls: u64,
 }
 
 impl Summary {
@@ -80,73 +161,70 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Summary:")?;
-        writeln!(f, "  Total:        {:.4} secs", self.elapsed.as_secs_f64())?;
-        writeln!(f, "  Requests/sec: {:.4}", self.rate())?;
-        writeln!(f, "  Requests:     {}", self.total())?;
-        writeln!(
-            f,
-            "Latency: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
-            self.latencies.p50, self.latencies.p90, self.latencies.p99, self.latencies.max
-        )?;
-        writeln!(f, "Status code distribution:")?;
-        for (status, n) in &self.by_status {
-            writeln!(f, "  [{status}] {n} responses")?;
-        }
-        if !self.errors.is_empty() {
-            writeln!(f, "Error distribution:")?;
-            for (e, n) in &self.errors {
-                writeln!(f, "  [{n}] {e}")?;
-            }
-        }
-        Ok(())
+        f.write_str(&crate::report::hey(self))
     }
 }
 
 struct Prepared {
-    /// `host:port` to connect to.
-    authority: String,
-    /// Origin-form request target (path and query).
+    connector: Connector,
+    /// Request target: origin-form, or absolute-form through an `http://` proxy.
     uri: Uri,
     method: Method,
     headers: Vec<(header::HeaderName, header::HeaderValue)>,
     body: Bytes,
     timeout: Option<Duration>,
     interval: Option<Duration>,
+    keep_alive: bool,
 }
 
 #[derive(Default)]
 struct WorkerStats {
     by_status: BTreeMap<u16, u64>,
     errors: BTreeMap<String, u64>,
+    socket_errors: SocketErrors,
     samples: Vec<u32>,
+    bytes: u64,
+    dial: Phase,
+    wait: Phase,
+    read: Phase,
+    responses: u64,
 }
 
 fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
+    let url_error = |e: String| GeneratorError::Url(spec.url.clone(), e);
     let uri: Uri = spec
         .url
         .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| GeneratorError::Url(spec.url.clone(), e.to_string()))?;
-    if uri.host().is_none() {
-        return Err(GeneratorError::Url(spec.url.clone(), "no host".into()));
-    }
-    let authority = spec
+        .map_err(|e: hyper::http::uri::InvalidUri| url_error(e.to_string()))?;
+    let Some(host) = uri.host().map(str::to_owned) else {
+        return Err(url_error("no host".into()));
+    };
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        other => return Err(url_error(format!("unsupported scheme {other:?}"))),
+    };
+    let default_port = if https { 443 } else { 80 };
+    let target = spec
         .connect_to
         .clone()
-        .unwrap_or_else(|| format!("{}:{}", uri.host().unwrap_or_default(), uri.port_u16().unwrap_or(80)));
-    let mut headers_host = uri.host().unwrap_or_default().to_owned();
+        .unwrap_or_else(|| format!("{host}:{}", uri.port_u16().unwrap_or(default_port)));
+    let mut host_header = host.clone();
     if let Some(port) = uri.port_u16() {
-        headers_host.push_str(&format!(":{port}"));
+        host_header.push_str(&format!(":{port}"));
     }
-    let origin: Uri = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| GeneratorError::Url(spec.url.clone(), e.to_string()))?;
+    let through_proxy = spec.proxy.is_some() && !https;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let request_target: Uri = if through_proxy {
+        format!("http://{host_header}{path}").parse()
+    } else {
+        path.parse()
+    }
+    .map_err(|e: hyper::http::uri::InvalidUri| url_error(e.to_string()))?;
     let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| GeneratorError::Method(spec.method.clone()))?;
     let mut headers = vec![(
         header::HOST,
-        header::HeaderValue::from_str(&headers_host).map_err(|_| GeneratorError::Header(headers_host.clone()))?,
+        header::HeaderValue::from_str(&host_header).map_err(|_| GeneratorError::Header(host_header.clone()))?,
     )];
     let pairs = spec
         .headers
@@ -162,14 +240,40 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
         }
         headers.push((name, value));
     }
+    if !spec.keep_alive {
+        headers.push((header::CONNECTION, header::HeaderValue::from_static("close")));
+    }
+    // As in hey, HTTP/2 is negotiated over TLS only (ALPN); plain http:// stays HTTP/1.1.
+    let tls = if https {
+        // hey sends the Host header's name as SNI.
+        let sni = headers
+            .iter()
+            .find(|(n, _)| *n == header::HOST)
+            .and_then(|(_, v)| v.to_str().ok())
+            .map(|v| {
+                v.rsplit_once(':')
+                    .map_or(v, |(h, _)| h)
+                    .trim_matches(['[', ']'])
+                    .to_owned()
+            })
+            .unwrap_or(host);
+        Some(TlsTarget::new(&sni, spec.h2).map_err(|e| GeneratorError::Tls(e.to_string()))?)
+    } else {
+        None
+    };
     Ok(Prepared {
-        authority,
-        uri: origin,
+        connector: Connector {
+            target,
+            proxy: spec.proxy.clone(),
+            tls,
+        },
+        uri: request_target,
         method,
         headers,
         body: Bytes::from(spec.body.clone().unwrap_or_default()),
         timeout: spec.timeout,
         interval: spec.qps_per_worker.map(|q| Duration::from_secs_f64(1.0 / q)),
+        keep_alive: spec.keep_alive,
     })
 }
 
@@ -192,30 +296,47 @@ pub async fn run(spec: &LoadSpec) -> Result<Summary, GeneratorError> {
         for (k, v) in stats.errors {
             *summary.errors.entry(k).or_default() += v;
         }
+        let e = stats.socket_errors;
+        summary.socket_errors.connect += e.connect;
+        summary.socket_errors.read += e.read;
+        summary.socket_errors.write += e.write;
+        summary.socket_errors.timeout += e.timeout;
         summary.samples_micros.extend(stats.samples);
+        summary.bytes += stats.bytes;
+        summary.dial.merge(&stats.dial);
+        summary.wait.merge(&stats.wait);
+        summary.read.merge(&stats.read);
+        summary.per_worker.push(stats.responses);
     }
     summary.elapsed = started.elapsed();
     summary.responses = summary.by_status.values().sum();
     summary.latencies = percentiles(&mut summary.samples_micros);
+    summary.unverified_tls = prepared
+        .connector
+        .tls
+        .as_ref()
+        .map_or(0, |t| t.unverified.load(Ordering::Relaxed));
     Ok(summary)
 }
 
-/// Opens a keep-alive HTTP/1 connection owned by one worker (no shared pool, no lock).
-async fn connect(authority: &str) -> Result<SendRequest<Full<Bytes>>, String> {
-    let stream = TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("connect {authority}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| error_text(&e))?;
-    tokio::spawn(connection);
-    Ok(sender)
+/// One request's failure, with the wrk kind it counts as.
+struct Failure {
+    kind: fn(&mut SocketErrors) -> &mut u64,
+    text: String,
+}
+
+impl Failure {
+    fn new(kind: fn(&mut SocketErrors) -> &mut u64, text: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            text: text.into(),
+        }
+    }
 }
 
 async fn worker(p: Arc<Prepared>, deadline: Option<Instant>, remaining: Arc<AtomicI64>) -> WorkerStats {
     let mut stats = WorkerStats::default();
-    let mut connection: Option<SendRequest<Full<Bytes>>> = None;
+    let mut connection: Option<Sender> = None;
     let mut ticker = p.interval.map(|every| {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -236,33 +357,64 @@ async fn worker(p: Arc<Prepared>, deadline: Option<Instant>, remaining: Arc<Atom
             break;
         };
         let sent = Instant::now();
+        let mut dial = 0.0;
+        let mut timing = (0.0, 0.0);
         let exchange = async {
             let mut sender = match connection.take() {
                 Some(s) if !s.is_closed() => s,
-                _ => connect(&p.authority).await?,
+                _ => {
+                    let s = p
+                        .connector
+                        .connect()
+                        .await
+                        .map_err(|e| Failure::new(|e| &mut e.connect, e.to_string()))?;
+                    dial = sent.elapsed().as_secs_f64();
+                    s
+                }
             };
-            sender.ready().await.map_err(|e| error_text(&e))?;
-            let response = sender.send_request(request).await.map_err(|e| error_text(&e))?;
+            let asked = Instant::now();
+            let response = sender.send(request).await.map_err(|e| {
+                let kind: fn(&mut SocketErrors) -> &mut u64 = if e.is_body_write_aborted() {
+                    |e| &mut e.write
+                } else {
+                    |e| &mut e.read
+                };
+                Failure::new(kind, error_text(&e))
+            })?;
             let status = response.status().as_u16();
-            response.into_body().collect().await.map_err(|e| error_text(&e))?;
-            connection = Some(sender);
-            Ok::<u16, String>(status)
+            let headed = Instant::now();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Failure::new(|e| &mut e.read, error_text(&e)))?;
+            timing = ((headed - asked).as_secs_f64(), headed.elapsed().as_secs_f64());
+            if p.keep_alive {
+                connection = Some(sender);
+            }
+            Ok::<(u16, usize), Failure>((status, body.to_bytes().len()))
         };
         let result = match p.timeout {
             Some(t) => tokio::time::timeout(t, exchange)
                 .await
-                .unwrap_or_else(|_| Err("request timed out".into())),
+                .unwrap_or_else(|_| Err(Failure::new(|e| &mut e.timeout, "request timed out"))),
             None => exchange.await,
         };
         match result {
-            Ok(status) => {
+            Ok((status, size)) => {
                 *stats.by_status.entry(status).or_default() += 1;
+                stats.responses += 1;
                 stats
                     .samples
                     .push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                stats.bytes += size as u64;
+                stats.dial.add(dial);
+                stats.wait.add(timing.0);
+                stats.read.add(timing.1);
             }
-            Err(e) => {
-                *stats.errors.entry(e).or_default() += 1;
+            Err(failure) => {
+                *(failure.kind)(&mut stats.socket_errors) += 1;
+                *stats.errors.entry(failure.text).or_default() += 1;
                 // Do not spin on a target that refuses connections.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

@@ -1,14 +1,17 @@
 //! Parses `hey` command lines (`hey -z 1m -q 5 -c 2 http://podinfo.test`) into a load spec,
-//! so the tutorial's `cmd` webhooks run natively, without a `hey` binary or a shell.
+//! so the tutorial's `cmd` webhooks run natively, without a `hey` binary or a shell; `wrk`
+//! command lines go to [`crate::wrk`].
 
 use std::time::Duration;
 
 use base64::Engine;
 
+use crate::report::Style;
+
 /// What to send, how fast, for how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadSpec {
-    /// Target URL (http only).
+    /// Target URL (`http://` or `https://`).
     pub url: String,
     /// Run for this long (`-z`); takes precedence over `requests`.
     pub duration: Option<Duration>,
@@ -31,6 +34,14 @@ pub struct LoadSpec {
     /// Connect here (`host:port`) instead of the URL's host, keeping the URL's `Host` header
     /// (like curl's `--connect-to`); the sandbox uses it to reach `*.test` hosts.
     pub connect_to: Option<String>,
+    /// Reuse connections (hey's default; `-disable-keepalive` turns it off).
+    pub keep_alive: bool,
+    /// An HTTP proxy's `host:port` (`-x`).
+    pub proxy: Option<String>,
+    /// Offer HTTP/2 over TLS (`-h2`).
+    pub h2: bool,
+    /// How the summary is printed: as hey or as wrk.
+    pub style: Style,
 }
 
 impl Default for LoadSpec {
@@ -47,19 +58,23 @@ impl Default for LoadSpec {
             content_type: None,
             timeout: Some(Duration::from_secs(20)),
             connect_to: None,
+            keep_alive: true,
+            proxy: None,
+            h2: false,
+            style: Style::Hey,
         }
     }
 }
 
-/// Why a command is not hey syntax we can run.
+/// Why a command is not a hey or wrk command line the native generator runs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeyError {
+pub enum CommandError {
     /// Quotes do not balance.
     #[error("cannot split the command line (unbalanced quotes)")]
     Quoting,
-    /// The program is not hey.
-    #[error("not a hey command: {0:?}")]
-    NotHey(String),
+    /// The program is neither hey nor wrk.
+    #[error("not a hey or wrk command: {0:?}")]
+    NotNativeProgram(String),
     /// A flag needs a value.
     #[error("flag {0} needs a value")]
     MissingValue(String),
@@ -72,11 +87,11 @@ pub enum HeyError {
         problem: String,
     },
     /// Unknown flag.
-    #[error("unsupported hey flag {0}")]
+    #[error("unsupported flag {0}")]
     UnknownFlag(String),
-    /// A hey flag the native generator does not run; the real hey can, under `--allow-shell`.
+    /// A flag the native generator does not run; the real tool can, under `--allow-shell`.
     #[error(
-        "hey {flag} is not run natively ({why}); start the loadtester with --allow-shell, with hey installed, to run it"
+        "{flag} is not run natively ({why}); run the loadtester with --allow-shell (deploy/tester-tools) to run it"
     )]
     NotNative {
         /// The flag.
@@ -89,20 +104,17 @@ pub enum HeyError {
     Url(usize),
 }
 
-fn bad(flag: &str, problem: impl Into<String>) -> HeyError {
-    HeyError::BadValue {
+fn bad(flag: &str, problem: impl Into<String>) -> CommandError {
+    CommandError::BadValue {
         flag: flag.to_owned(),
         problem: problem.into(),
     }
 }
 
 /// hey's flags that only the real hey runs, and why.
-const NOT_NATIVE: [(&str, &str); 5] = [
-    ("disable-keepalive", "the native generator keeps connections open"),
-    ("h2", "the native generator speaks HTTP/1.1"),
-    ("x", "the native generator does not use proxies"),
+const NOT_NATIVE: [(&str, &str); 2] = [
     ("D", "a webhook does not get to read the loadtester's files"),
-    ("o", "the native generator prints hey's summary only"),
+    ("o", "the native generator prints hey's summary, not per-request CSV"),
 ];
 
 /// Sets header `name`, replacing any earlier one of that name.
@@ -111,20 +123,21 @@ fn set_header(spec: &mut LoadSpec, name: &str, value: String) {
     spec.headers.push((name.to_owned(), value));
 }
 
-/// Parses a command line starting with `hey`.
-pub fn parse_command(cmd: &str) -> Result<LoadSpec, HeyError> {
-    let words = shlex::split(cmd).ok_or(HeyError::Quoting)?;
+/// Parses a command line starting with `hey` or `wrk`.
+pub fn parse_command(cmd: &str) -> Result<LoadSpec, CommandError> {
+    let words = shlex::split(cmd).ok_or(CommandError::Quoting)?;
     let Some((program, args)) = words.split_first() else {
-        return Err(HeyError::NotHey(String::new()));
+        return Err(CommandError::NotNativeProgram(String::new()));
     };
-    if program != "hey" && !program.ends_with("/hey") {
-        return Err(HeyError::NotHey(program.clone()));
+    match program.rsplit('/').next().unwrap_or_default() {
+        "hey" => parse_args(args),
+        "wrk" => crate::wrk::parse_args(args),
+        _ => Err(CommandError::NotNativeProgram(program.clone())),
     }
-    parse_args(args)
 }
 
 /// Parses hey's arguments (without the program name).
-pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
+pub fn parse_args(args: &[String]) -> Result<LoadSpec, CommandError> {
     let mut spec = LoadSpec::default();
     let mut urls = Vec::new();
     let mut n_given = false;
@@ -143,7 +156,7 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
             inline
                 .clone()
                 .or_else(|| iter.next().cloned())
-                .ok_or_else(|| HeyError::MissingValue(format!("-{flag}")))
+                .ok_or_else(|| CommandError::MissingValue(format!("-{flag}")))
         };
         match flag {
             "z" => {
@@ -213,29 +226,33 @@ pub fn parse_args(args: &[String]) -> Result<LoadSpec, HeyError> {
             "cpus" => {
                 value()?;
             }
+            "disable-keepalive" => spec.keep_alive = false,
+            "h2" => spec.h2 = true,
+            "x" => {
+                let v = value()?;
+                let address = v.strip_prefix("http://").unwrap_or(&v).trim_end_matches('/');
+                if address.contains('/') || !address.contains(':') {
+                    return Err(bad("-x", format!("{v:?} is not host:port")));
+                }
+                spec.proxy = Some(address.to_owned());
+            }
             other => {
                 if let Some((_, why)) = NOT_NATIVE.iter().find(|(flag, _)| *flag == other) {
-                    return Err(HeyError::NotNative {
-                        flag: format!("-{other}"),
+                    return Err(CommandError::NotNative {
+                        flag: format!("hey -{other}"),
                         why,
                     });
                 }
-                return Err(HeyError::UnknownFlag(format!("-{other}")));
+                return Err(CommandError::UnknownFlag(format!("hey -{other}")));
             }
         }
     }
     if urls.len() != 1 {
-        return Err(HeyError::Url(urls.len()));
+        return Err(CommandError::Url(urls.len()));
     }
     spec.url = urls.remove(0);
-    if spec.url.starts_with("https://") {
-        return Err(HeyError::NotNative {
-            flag: "https://".into(),
-            why: "the native generator speaks plain HTTP",
-        });
-    }
-    if !spec.url.starts_with("http://") {
-        return Err(bad("URL", format!("{:?}: not an http:// URL", spec.url)));
+    if !spec.url.starts_with("http://") && !spec.url.starts_with("https://") {
+        return Err(bad("URL", format!("{:?}: not an http:// or https:// URL", spec.url)));
     }
     if spec.duration.is_some() {
         spec.requests = None;
@@ -297,19 +314,29 @@ mod tests {
     }
 
     #[test]
+    fn connection_flags_parse() {
+        let spec =
+            parse_command("hey -n 10 -c 1 -disable-keepalive -h2 -x http://proxy:3128 https://x.test/").expect("valid");
+        assert!(!spec.keep_alive);
+        assert!(spec.h2);
+        assert_eq!(spec.proxy.as_deref(), Some("proxy:3128"));
+        assert_eq!(spec.url, "https://x.test/");
+    }
+
+    #[test]
     fn invalid_forms_say_what_is_wrong() {
         let cases = [
-            ("curl http://x", "not a hey command: \"curl\""),
+            ("curl http://x", "not a hey or wrk command: \"curl\""),
             ("hey -z http://x", "flag -z: \"http://x\": "),
             ("hey -z 1m", "expected exactly one URL, found 0"),
             ("hey -c 0 http://x", "flag -c: must be between 1 and 10000"),
             ("hey -n 1 -c 2 http://x", "flag -n: cannot be less than -c"),
-            ("hey -x proxy:3128 http://x", "hey -x is not run natively"),
-            ("hey -bogus http://x", "unsupported hey flag -bogus"),
+            ("hey -D /etc/passwd http://x", "hey -D is not run natively"),
+            ("hey -x proxy http://x", "flag -x: \"proxy\" is not host:port"),
+            ("hey -bogus http://x", "unsupported flag hey -bogus"),
             ("hey -H nocolon http://x", "flag -H: \"nocolon\" is not \"Key: Value\""),
             ("hey 'unbalanced http://x", "cannot split the command line"),
-            ("hey -n 5 https://x", "hey https:// is not run natively"),
-            ("hey -n 5 ftp://x", "not an http:// URL"),
+            ("hey -n 5 ftp://x", "not an http:// or https:// URL"),
             ("hey -q", "flag -q needs a value"),
         ];
         for (cmd, expected) in cases {

@@ -60,9 +60,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a load like hey: `run -z 30s -q 5 -c 2 URL`.
+    /// Run a load like hey (`run -z 30s -q 5 -c 2 URL`, or `run hey …`) or like wrk
+    /// (`run wrk -t2 -c10 -d30s URL`), printing that tool's report.
     Run {
-        /// hey arguments.
+        /// hey arguments, or a hey or wrk command line.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
     },
@@ -86,9 +87,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     if let Some(Command::Run { args }) = cli.command {
-        let spec = hey::parse_args(&args).context("invalid load arguments")?;
+        let spec = match args.first().map(String::as_str) {
+            Some("wrk") => serin_loadtester::wrk::parse_args(&args[1..]),
+            Some("hey") => hey::parse_args(&args[1..]),
+            _ => hey::parse_args(&args),
+        }
+        .context("invalid load arguments")?;
         let summary = generator::run(&spec).await?;
-        print!("{summary}");
+        print!("{}", serin_loadtester::report::render(&summary, &spec.style));
         return Ok(());
     }
     let token = match &cli.token_file {

@@ -1,28 +1,37 @@
 //! The task endpoint (`POST /`): Flagger's task types, run safely.
 //!
-//! `cmd` tasks in hey syntax run on the native generator in the background (202 at once),
-//! de-duplicated per canary and command. Anything that needs a shell (`bash`, or a `cmd` that
-//! is not hey) runs only with `--allow-shell`.
+//! | type | default | with `--allow-shell` | answer |
+//! |---|---|---|---|
+//! | `cmd` (or none), hey or wrk syntax | native generator | native generator | 202, background |
+//! | `cmd`, anything else | 403 | `sh -c`, as Flagger | 202, background |
+//! | `load` | native generator | native generator | 202, background |
+//! | `ngrinder` | nGrinder's API | nGrinder's API | 202, background |
+//! | `bash` | 403 | `bash -c` | 200 / 500 |
+//! | `helm`, `helmv3`, `kubectl` | 403 | `helm` / `kubectl` with the words of `cmd` | 200 / 500 |
+//! | `concord` | 403 (reads a local key file) | Concord's API | 200 / 500 |
+//!
+//! Background tasks are de-duplicated per canary and command, as Flagger's are.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use regex::Regex;
 use serin_webhook::CanaryWebhookPayload;
-use tokio::{
-    process::Command,
-    sync::{Mutex, Semaphore},
-};
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::{
+    concord::ConcordTask,
     generator,
-    hey::{self, HeyError, LoadSpec},
+    hey::{self, CommandError, LoadSpec},
+    load_task,
     metrics::Metrics,
+    ngrinder::NGrinderTask,
+    process, report,
 };
 
 /// How tasks may run.
 #[derive(Debug, Clone)]
 pub struct TaskConfig {
-    /// Run `bash` tasks and non-hey `cmd` tasks.
+    /// Run programs: `bash`, `helm`, `kubectl`, `concord` and `cmd` tasks that are not hey or wrk.
     pub allow_shell: bool,
     /// Upper bound of any task.
     pub task_timeout: Duration,
@@ -38,7 +47,8 @@ impl TaskConfig {
     fn route(&self, spec: &mut LoadSpec) {
         let host = spec
             .url
-            .trim_start_matches("http://")
+            .split_once("://")
+            .map_or(spec.url.as_str(), |(_, rest)| rest)
             .split(['/', ':', '?'])
             .next()
             .unwrap_or_default()
@@ -72,23 +82,54 @@ pub struct Tasks {
     running: Mutex<HashSet<String>>,
     permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    /// For the `concord` and `ngrinder` APIs; an error says why TLS could not be set up.
+    http: Result<reqwest::Client, String>,
 }
 
 /// Background work.
 enum Job {
     Load(LoadSpec),
-    Process(String),
+    Shell(String),
+    NGrinder(NGrinderTask),
+}
+
+impl Job {
+    fn kind(&self) -> &'static str {
+        match self {
+            Job::Load(_) => "load",
+            Job::Shell(_) => "cmd",
+            Job::NGrinder(_) => "ngrinder",
+        }
+    }
+}
+
+/// The refusal of a task that runs a program, naming the fix.
+fn needs_shell(what: &str) -> TaskReply {
+    TaskReply::Forbidden(format!(
+        "{what} is not run natively; run the loadtester with --allow-shell (deploy/tester-tools) to run it"
+    ))
 }
 
 impl Tasks {
     /// A task runner.
     pub fn new(config: TaskConfig, metrics: Arc<Metrics>) -> Arc<Self> {
         let permits = Arc::new(Semaphore::new(config.max_tasks.max(1)));
+        let http = crate::connector::verified_tls_config()
+            .map_err(|e| e.to_string())
+            .and_then(|tls| {
+                reqwest::Client::builder()
+                    .tls_backend_preconfigured(tls)
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("cannot build the HTTP client: {e}"));
         Arc::new(Tasks {
             config,
             running: Mutex::new(HashSet::new()),
             permits,
             metrics,
+            http,
         })
     }
 
@@ -105,28 +146,38 @@ impl Tasks {
         let meta = &payload.metadata;
         let kind = meta.get("type").map(String::as_str).unwrap_or("cmd");
         let log_output = meta.get("logCmdOutput").is_some_and(|v| v == "true");
+        let return_output = meta.get("returnCmdOutput").is_some_and(|v| v == "true");
+        let cmd = meta.get("cmd").cloned().unwrap_or_default();
         match kind {
             "cmd" => {
-                let Some(cmd) = meta.get("cmd") else {
+                if !meta.contains_key("cmd") {
                     return TaskReply::BadRequest("cmd not found in metadata".into());
-                };
-                match hey::parse_command(cmd) {
+                }
+                match hey::parse_command(&cmd) {
                     Ok(mut spec) => {
                         self.config.route(&mut spec);
-                        self.background(&payload, cmd, Job::Load(spec), log_output).await
+                        self.background(&payload, &cmd, Job::Load(spec), log_output).await
                     }
-                    Err(HeyError::NotHey(_) | HeyError::NotNative { .. }) if self.config.allow_shell => {
-                        self.background(&payload, cmd, Job::Process(cmd.clone()), log_output)
+                    Err(CommandError::NotNativeProgram(_) | CommandError::NotNative { .. })
+                        if self.config.allow_shell =>
+                    {
+                        self.background(&payload, &cmd, Job::Shell(cmd.clone()), log_output)
                             .await
                     }
-                    Err(HeyError::NotHey(program)) => TaskReply::Forbidden(format!(
-                        "command {program:?} is not hey syntax; start the loadtester with --allow-shell to run other commands"
-                    )),
-                    Err(e @ HeyError::NotNative { .. }) => TaskReply::Forbidden(e.to_string()),
+                    Err(CommandError::NotNativeProgram(program)) => {
+                        self.metrics.task("cmd", "refused");
+                        needs_shell(&format!(
+                            "command {program:?} (only hey and wrk command lines run natively)"
+                        ))
+                    }
+                    Err(e @ CommandError::NotNative { .. }) => {
+                        self.metrics.task("cmd", "refused");
+                        TaskReply::Forbidden(e.to_string())
+                    }
                     Err(e) => TaskReply::BadRequest(format!("cmd {cmd:?}: {e}")),
                 }
             }
-            "load" => match typed_load(meta) {
+            "load" => match load_task::from_metadata(meta) {
                 Ok(mut spec) => {
                     self.config.route(&mut spec);
                     let key = format!("load {}", spec.url);
@@ -134,18 +185,50 @@ impl Tasks {
                 }
                 Err(e) => TaskReply::BadRequest(e),
             },
-            "bash" => {
-                if !self.config.allow_shell {
-                    self.metrics.task("bash", "refused");
-                    return TaskReply::Forbidden("bash tasks need the loadtester started with --allow-shell".into());
+            "ngrinder" => match NGrinderTask::from_metadata(meta) {
+                Ok(task) => {
+                    let key = task.key();
+                    self.background(&payload, &key, Job::NGrinder(task), log_output).await
                 }
-                let Some(cmd) = meta.get("cmd") else {
-                    return TaskReply::BadRequest("cmd not found in metadata".into());
-                };
-                let return_output = meta.get("returnCmdOutput").is_some_and(|v| v == "true");
-                self.blocking(cmd, return_output).await
+                Err(e) => TaskReply::BadRequest(e),
+            },
+            "bash" | "helm" | "helmv3" | "kubectl" | "concord" if !self.config.allow_shell => {
+                self.metrics.task(kind, "refused");
+                needs_shell(&format!("a {kind} task"))
             }
-            other => TaskReply::BadRequest(format!("unknown task type {other:?} (supported: cmd, load, bash)")),
+            "bash" => {
+                let args = ["-c".to_owned(), cmd.clone()];
+                self.blocking(kind, &cmd, "bash", &args, return_output).await
+            }
+            // Flagger runs `helm` for both, with the command split on whitespace (no quoting).
+            "helm" | "helmv3" | "kubectl" => {
+                let program = if kind == "kubectl" { "kubectl" } else { "helm" };
+                let args: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
+                self.blocking(kind, &cmd, program, &args, return_output).await
+            }
+            "concord" => match ConcordTask::from_metadata(meta) {
+                Ok(task) => {
+                    let timeout = self.config.task_timeout;
+                    let http = match &self.http {
+                        Ok(client) => client,
+                        Err(e) => return TaskReply::Failed(e.clone()),
+                    };
+                    let outcome = tokio::time::timeout(timeout, task.run(http))
+                        .await
+                        .unwrap_or_else(|_| Err("context timedout".into()));
+                    self.metrics
+                        .task(kind, if outcome.is_ok() { "succeeded" } else { "failed" });
+                    match outcome {
+                        Ok(()) => TaskReply::Done(String::new()),
+                        Err(e) => {
+                            tracing::warn!(canary = %payload.key(), task = %task.key(), error = %e, "concord task failed");
+                            TaskReply::Failed(e)
+                        }
+                    }
+                }
+                Err(e) => TaskReply::Failed(e),
+            },
+            other => TaskReply::BadRequest(format!("unknown task type {other}")),
         }
     }
 
@@ -156,10 +239,7 @@ impl Tasks {
         job: Job,
         log_output: bool,
     ) -> TaskReply {
-        let kind = match job {
-            Job::Load(_) => "load",
-            Job::Process(_) => "cmd",
-        };
+        let kind = job.kind();
         let key = format!("{}/{cmd}", payload.key());
         if !self.running.lock().await.insert(key.clone()) {
             tracing::info!(canary = %payload.key(), %cmd, "command skipped: already running");
@@ -181,9 +261,10 @@ impl Tasks {
                     Ok(Ok(summary)) => {
                         this.metrics.record_run(&spec.url, &summary);
                         if log_output {
-                            tracing::info!(%canary, target = %spec.url, "load finished\n{summary}");
+                            let text = report::render(&summary, &spec.style);
+                            tracing::info!(%canary, target = %spec.url, "load finished\n{text}");
                         }
-                        tracing::info!(%canary, target = %spec.url, requests = summary.total(), rate = summary.rate(), p99 = ?summary.latencies.p99, statuses = ?summary.by_status, errors = ?summary.errors, "load run summary");
+                        tracing::info!(%canary, target = %spec.url, requests = summary.total(), rate = summary.rate(), p99 = ?summary.latencies.p99, statuses = ?summary.by_status, errors = ?summary.errors, unverified_tls = summary.unverified_tls, "load run summary");
                         "succeeded"
                     }
                     Ok(Err(e)) => {
@@ -195,7 +276,7 @@ impl Tasks {
                         "failed"
                     }
                 },
-                Job::Process(cmd) => match run_process(&cmd, timeout).await {
+                Job::Shell(cmd) => match process::run("sh", &["-c".to_owned(), cmd.clone()], timeout).await {
                     Ok(output) => {
                         if log_output {
                             tracing::info!(%canary, %cmd, %output, "command finished");
@@ -207,6 +288,18 @@ impl Tasks {
                         "failed"
                     }
                 },
+                Job::NGrinder(task) => match async {
+                    let http = this.http.as_ref().map_err(Clone::clone)?;
+                    task.run(http, timeout).await
+                }
+                .await
+                {
+                    Ok(()) => "succeeded",
+                    Err(e) => {
+                        tracing::warn!(%canary, error = %e, "ngrinder task failed");
+                        "failed"
+                    }
+                },
             };
             this.metrics.task(kind, outcome);
             this.running.lock().await.remove(&key);
@@ -215,108 +308,21 @@ impl Tasks {
         TaskReply::Accepted
     }
 
-    async fn blocking(&self, cmd: &str, return_output: bool) -> TaskReply {
-        match run_process(cmd, self.config.task_timeout).await {
+    /// Runs a program to completion: 200 (with its output when asked), or 500 with Flagger's
+    /// `command … failed: …` text.
+    async fn blocking(&self, kind: &str, cmd: &str, program: &str, args: &[String], return_output: bool) -> TaskReply {
+        tracing::info!(%kind, %cmd, "running command");
+        match process::run(program, args, self.config.task_timeout).await {
             Ok(output) => {
-                self.metrics.task("bash", "succeeded");
+                self.metrics.task(kind, "succeeded");
+                tracing::info!(%kind, %cmd, %output, "command finished");
                 TaskReply::Done(if return_output { output } else { String::new() })
             }
             Err(e) => {
-                self.metrics.task("bash", "failed");
+                self.metrics.task(kind, "failed");
+                tracing::warn!(%kind, %cmd, error = %e, "command failed");
                 TaskReply::Failed(format!("command {cmd} failed: {e}"))
             }
         }
     }
-}
-
-/// Characters that need a shell to mean what they say.
-const SHELL_SYNTAX: &[char] = &[
-    '|', '&', ';', '<', '>', '(', ')', '$', '`', '*', '?', '[', ']', '#', '~', '{', '}', '\n',
-];
-
-/// Runs a command (directly when it needs no shell), killed on timeout or when the caller
-/// goes away; returns stdout and stderr.
-async fn run_process(cmd: &str, timeout: Duration) -> Result<String, String> {
-    let mut command = match shlex::split(cmd) {
-        Some(words) if !cmd.contains(SHELL_SYNTAX) && !words.is_empty() => {
-            let mut c = Command::new(&words[0]);
-            c.args(&words[1..]);
-            c
-        }
-        _ => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(cmd);
-            c
-        }
-    };
-    command.kill_on_drop(true).stdin(std::process::Stdio::null());
-    let output = tokio::time::timeout(timeout, command.output())
-        .await
-        .map_err(|_| format!("timed out after {}", humantime::format_duration(timeout)))?
-        .map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{}: {}", text.trim(), output.status))
-    }
-}
-
-/// `type: load` metadata: `url`, `duration`, `qps` (total), `concurrency`, `method`,
-/// `headers` (`K: V` lines), `body`.
-fn typed_load(meta: &std::collections::BTreeMap<String, String>) -> Result<LoadSpec, String> {
-    let url = meta.get("url").ok_or("url not found in metadata")?.clone();
-    if !url.starts_with("http://") {
-        return Err(format!("url {url:?}: only http:// targets are supported"));
-    }
-    let duration = humantime::parse_duration(meta.get("duration").map(String::as_str).unwrap_or("1m"))
-        .map_err(|e| format!("duration: {e}"))?;
-    let workers: usize = meta
-        .get("concurrency")
-        .map(|c| c.parse())
-        .transpose()
-        .map_err(|_| "concurrency is not a number")?
-        .unwrap_or(1);
-    if workers == 0 || workers > 10_000 {
-        return Err("concurrency must be between 1 and 10000".into());
-    }
-    let qps: Option<f64> = meta
-        .get("qps")
-        .map(|q| q.parse())
-        .transpose()
-        .map_err(|_| "qps is not a number")?;
-    let mut headers = Vec::new();
-    for line in meta
-        .get("headers")
-        .map(String::as_str)
-        .unwrap_or("")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| format!("header {line:?} is not \"Key: Value\""))?;
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
-    Ok(LoadSpec {
-        url,
-        duration: Some(duration),
-        requests: None,
-        qps_per_worker: qps.filter(|q| *q > 0.0).map(|q| q / workers as f64),
-        workers,
-        method: meta
-            .get("method")
-            .cloned()
-            .unwrap_or_else(|| "GET".into())
-            .to_uppercase(),
-        headers,
-        body: meta.get("body").cloned(),
-        content_type: None,
-        timeout: Some(Duration::from_secs(20)),
-        connect_to: None,
-    })
 }

@@ -173,10 +173,12 @@ async fn bash_runs_with_allow_shell_and_returns_output() {
 #[tokio::test]
 async fn bad_tasks_are_400_with_a_message() {
     let base = loadtester(false, None).await;
+    let (code, body) = post(&base, &payload(serde_json::json!({"type": "jmeter"}))).await;
+    assert_eq!((code, body.as_str()), (400, "unknown task type jmeter"));
     let (code, body) = post(&base, &payload(serde_json::json!({"type": "ngrinder"}))).await;
     assert_eq!(
         (code, body.as_str()),
-        (400, "unknown task type \"ngrinder\" (supported: cmd, load, bash)")
+        (400, "server, clone, username and passwd are required metadata")
     );
     let (code, body) = post(&base, &payload(serde_json::json!({}))).await;
     assert_eq!((code, body.as_str()), (400, "metadata not found in payload"));
@@ -297,11 +299,26 @@ async fn hey_host_and_basic_auth_reach_the_target_as_headers() {
 #[tokio::test]
 async fn a_hey_flag_run_only_by_the_real_hey_is_refused_with_the_fix() {
     let base = loadtester(false, None).await;
-    let p = payload(serde_json::json!({"type": "cmd", "cmd": "hey -z 1m -h2 https://podinfo.test/"}));
+    let p = payload(serde_json::json!({"type": "cmd", "cmd": "hey -z 1m -D /etc/passwd https://podinfo.test/"}));
     let (code, body) = post(&base, &p).await;
-    assert_eq!(code, 403, "{body}");
-    assert!(
-        body.contains("is not run natively") && body.contains("--allow-shell"),
-        "{body}"
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            403,
+            "hey -D is not run natively (a webhook does not get to read the loadtester's files); run the loadtester with --allow-shell (deploy/tester-tools) to run it"
+        )
     );
+    for kind in ["bash", "helm", "helmv3", "kubectl", "concord"] {
+        let p = payload(serde_json::json!({"type": kind, "cmd": "version"}));
+        let (code, body) = post(&base, &p).await;
+        assert_eq!(
+            (code, body),
+            (
+                403,
+                format!(
+                    "a {kind} task is not run natively; run the loadtester with --allow-shell (deploy/tester-tools) to run it"
+                )
+            )
+        );
+    }
 }
