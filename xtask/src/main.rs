@@ -13,6 +13,7 @@
 mod demo;
 mod msrv;
 mod tidy;
+mod tools;
 
 use std::{
     path::{Path, PathBuf},
@@ -60,45 +61,9 @@ pub(crate) fn run(root: &Path, program: &str, args: &[&str], env: &[(&str, &str)
     Ok(())
 }
 
-/// Makes sure the Debian `prometheus` package is installed (metric tests and the demo run a real
-/// one): installs it with apt-get when running as root, else says exactly what is missing.
-pub(crate) fn ensure_prometheus() -> anyhow::Result<()> {
-    let found = |p: &str| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {p}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if std::env::var_os("SERIN_PROMETHEUS").is_some() || found("prometheus") {
-        return Ok(());
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root || !found("apt-get") {
-        bail!(
-            "Prometheus is missing: install the Debian package (`sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus`) or set SERIN_PROMETHEUS to a prometheus binary"
-        );
-    }
-    eprintln!("installing Prometheus (Debian package `prometheus`)...");
-    let install = "apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null)";
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(install)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()?;
-    if !status.success() || !found("prometheus") {
-        bail!("could not install Prometheus with apt-get; install the Debian package `prometheus` by hand");
-    }
-    Ok(())
-}
-
 /// The end-to-end suites: real processes, `--fast` timings.
 fn e2e(root: &Path) -> anyhow::Result<()> {
-    ensure_prometheus()?;
+    tools::ensure_prometheus()?;
     run(root, "cargo", &["build", "--workspace", "--bins"], &[])?;
     run(
         root,
@@ -119,9 +84,12 @@ fn e2e(root: &Path) -> anyhow::Result<()> {
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {
-    ensure_prometheus()?;
+    tools::ensure_prometheus()?;
+    // The loadtester's tests compare its reports with the real hey's and wrk's.
+    tools::ensure_debian_packages(&["hey", "wrk"])?;
     run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
     msrv::check(root)?;
+    tools::deny(root)?;
     run(
         root,
         "cargo",
@@ -130,7 +98,7 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     )?;
     // The end-to-end tests start the binaries of other packages: build them all first.
     run(root, "cargo", &["build", "--workspace", "--bins"], &[])?;
-    run(root, "cargo", &["test", "--workspace"], &[])?;
+    run(root, "cargo", &["test", "--workspace"], &[("SERIN_REQUIRE_TOOLS", "1")])?;
     run(
         root,
         "cargo",
@@ -149,7 +117,7 @@ fn ci(root: &Path) -> anyhow::Result<()> {
 
 /// Installs Prometheus if needed and builds the sandbox's three binaries; returns the target dir.
 fn build_sandbox(root: &Path) -> anyhow::Result<PathBuf> {
-    ensure_prometheus()?;
+    tools::ensure_prometheus()?;
     run(
         root,
         "cargo",

@@ -1,28 +1,13 @@
 //! The loadtester as a real process: gate state survives a restart; `run` prints a summary.
 
+mod support;
+
 use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-/// Kills the child when dropped, so a failing test never leaks a process.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use support::{Running, free_port};
 
 fn start(port: u16, state: &std::path::Path) -> Running {
     start_with(port, &["--bind", "127.0.0.1", "--port", &port.to_string()], state)
@@ -103,7 +88,7 @@ fn run_subcommand_prints_a_hey_like_summary() {
         .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("[200] 50 responses"), "{stdout}");
+    assert!(stdout.contains("  [200]\t50 responses\n"), "{stdout}");
     assert!(stdout.contains("Requests/sec:"), "{stdout}");
 }
 
