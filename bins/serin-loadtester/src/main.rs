@@ -48,6 +48,16 @@ struct Cli {
         default_value = "/tmp/serin-loadtester-gates.json"
     )]
     state_file: PathBuf,
+    /// Keep gate state in this ConfigMap instead of the state file, so it survives a new pod
+    /// and is shared by replicas (needs get/create/update on ConfigMaps in its namespace).
+    #[arg(long, env = "LOADTESTER_STATE_CONFIGMAP")]
+    state_configmap: Option<String>,
+    /// Namespace of `--state-configmap` (default: POD_NAMESPACE, else the kubeconfig's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    state_namespace: Option<String>,
+    /// Use this API server URL instead of in-cluster or kubeconfig settings (tests).
+    #[arg(long, env = "LOADTESTER_KUBE_SERVER")]
+    kube_server: Option<String>,
     /// Connect to ADDR for hosts ending in SUFFIX, keeping the Host header (`.test=127.0.0.1:8080`).
     #[arg(long, env = "LOADTESTER_RESOLVE", value_delimiter = ',', value_parser = parse_resolve)]
     resolve: Vec<(String, String)>,
@@ -82,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
         std::iter::once("serin-loadtester".to_owned())
             .chain(serin_loadtester::flagger_flags::rewrite(std::env::args().skip(1))),
     );
+    // One crypto provider for the Kubernetes client's TLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("--log-level")?)
         .with_writer(std::io::stderr)
@@ -123,7 +135,23 @@ async fn main() -> anyhow::Result<()> {
         },
         metrics.clone(),
     );
-    let gates = Arc::new(GateStore::open(&cli.state_file)?);
+    let gates = Arc::new(match &cli.state_configmap {
+        Some(name) => {
+            let config = match &cli.kube_server {
+                Some(url) => kube::Config::new(url.parse().context("--kube-server")?),
+                None => kube::Config::infer()
+                    .await
+                    .context("--state-configmap needs a Kubernetes configuration (in-cluster or kubeconfig)")?,
+            };
+            let namespace = cli
+                .state_namespace
+                .clone()
+                .unwrap_or_else(|| config.default_namespace.clone());
+            tracing::info!(configmap = %name, %namespace, "gate state in a ConfigMap");
+            GateStore::config_map(kube::Client::try_from(config)?, &namespace, name)
+        }
+        None => GateStore::open(&cli.state_file)?,
+    });
     let listener = tokio::net::TcpListener::bind((cli.bind.as_str(), cli.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", cli.bind, cli.port))?;

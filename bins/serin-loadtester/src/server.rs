@@ -103,10 +103,14 @@ async fn check(State(state): State<AppState>, body: Bytes, prefix: &'static str)
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
-    if state.gates.is_open(&format!("{prefix}{}", p.key())).await {
-        (StatusCode::OK, "Approved").into_response()
-    } else {
-        (StatusCode::FORBIDDEN, "Forbidden").into_response()
+    match state.gates.is_open(&format!("{prefix}{}", p.key())).await {
+        Ok(true) => (StatusCode::OK, "Approved").into_response(),
+        Ok(false) => (StatusCode::FORBIDDEN, "Forbidden").into_response(),
+        // Unknown is not approved: the controller treats a 500 as a closed gate.
+        Err(e) => {
+            tracing::warn!(error = %e, "gate state unavailable");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
     }
 }
 

@@ -27,6 +27,8 @@ fn every_manifest_parses() {
         "deploy/tester/kustomization.yaml",
         "deploy/tester/deployment.yaml",
         "deploy/tester/service.yaml",
+        "deploy/tester/rbac.yaml",
+        "deploy/tester-tools/kustomization.yaml",
         "deploy/crds/Kustomization",
     ] {
         assert!(!documents(path).is_empty(), "{path} is empty");
@@ -108,4 +110,79 @@ async fn kubectl_apply_k_deploy_knative_succeeds_against_the_emulator() {
     ] {
         assert!(stdout.contains(created), "{created} missing:\n{stdout}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_k_the_two_loadtesters_succeeds_against_the_emulator() {
+    if std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("SKIPPED: kubectl is not installed");
+        return;
+    }
+    let api = KubeApi::start(0).await.expect("start");
+    api.create_namespace("test");
+    let server = api.url();
+    let kubectl = move |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .args(["--server", &server, "-n", "test"])
+            .args(args)
+            .env("KUBECONFIG", "/dev/null")
+            .current_dir(root())
+            .output()
+            .expect("kubectl");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        let default = kubectl(&["apply", "-k", "deploy/tester"]);
+        let args = kubectl(&[
+            "get",
+            "deploy",
+            "flagger-loadtester",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].args}",
+        ]);
+        let tools = kubectl(&["apply", "-k", "deploy/tester-tools"]);
+        let tools_args = kubectl(&[
+            "get",
+            "deploy",
+            "flagger-loadtester",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].args} {.spec.template.spec.containers[0].image}",
+        ]);
+        (default, args, tools, tools_args)
+    })
+    .await
+    .expect("join");
+    let (default, args, tools, tools_args) = out;
+    for created in [
+        "serviceaccount/flagger-loadtester",
+        "role.rbac.authorization.k8s.io/flagger-loadtester-gates",
+        "rolebinding.rbac.authorization.k8s.io/flagger-loadtester-gates",
+        "service/flagger-loadtester",
+        "deployment.apps/flagger-loadtester",
+    ] {
+        assert!(default.contains(created), "{created} missing:\n{default}");
+    }
+    assert!(
+        args.contains("--state-configmap=flagger-loadtester-gates") && !args.contains("--allow-shell"),
+        "{args}"
+    );
+    assert!(
+        tools.contains("deployment.apps/flagger-loadtester configured"),
+        "{tools}"
+    );
+    assert!(
+        tools_args.contains("--allow-shell") && tools_args.contains("serin-loadtester-tools"),
+        "{tools_args}"
+    );
 }
