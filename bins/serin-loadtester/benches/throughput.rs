@@ -1,6 +1,7 @@
 //! `cargo bench -p serin-loadtester` (or `cargo xtask bench loadtester`): requests/s of the native
 //! generator against a local hyper target, side by side with Debian's `hey` and `wrk` at the
-//! same concurrency and duration, in the same run. Installs hey and wrk with apt-get when missing.
+//! same concurrency and duration, in alternating rounds of the same run (medians), with each
+//! tool's CPU time per 1,000 requests. Installs hey and wrk with apt-get when missing.
 
 use std::{convert::Infallible, process::Command, time::Duration};
 
@@ -11,6 +12,7 @@ use hyper_util::rt::TokioIo;
 
 const SECONDS: u64 = 5;
 const CONCURRENCY: u32 = 50;
+const ROUNDS: usize = 3;
 
 fn start_target() -> (String, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -62,17 +64,38 @@ fn ensure_tools() {
         .status();
 }
 
-/// Runs a generator and reads its `Requests/sec:` line.
-fn requests_per_second(program: &str, args: &[String]) -> Result<f64, String> {
+/// CPU time (user + system) of the waited-for children so far.
+fn children_cpu() -> Duration {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map(|u| {
+            let t = |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or_default()
+}
+
+/// One run of a generator: requests/s from its `Requests/sec:` line, and the CPU seconds it
+/// spent per 1,000 requests.
+fn measure(program: &str, args: &[String]) -> Result<(f64, f64), String> {
+    let before = children_cpu();
     let out = Command::new(program)
         .args(args)
         .output()
         .map_err(|e| format!("{program}: {e}"))?;
+    let cpu = (children_cpu() - before).as_secs_f64();
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
+    let rate = text
+        .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:").map(|v| v.trim().parse::<f64>()))
         .and_then(Result::ok)
-        .ok_or_else(|| format!("{program}: no Requests/sec in output: {}", text.trim()))
+        .ok_or_else(|| format!("{program}: no Requests/sec in output: {}", text.trim()))?;
+    let requests = rate * SECONDS as f64;
+    Ok((rate, cpu / requests * 1000.0))
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 fn main() {
@@ -83,43 +106,52 @@ fn main() {
     let (url, _target) = start_target();
     let secs = format!("{SECONDS}s");
     let c = CONCURRENCY.to_string();
-    let ours = requests_per_second(
-        env!("CARGO_BIN_EXE_serin-loadtester"),
-        &[
-            "run".into(),
-            "-z".into(),
-            secs.clone(),
-            "-c".into(),
-            c.clone(),
-            url.clone(),
-        ],
+    let ours_args: Vec<String> = ["run", "-z", &secs, "-c", &c, &url].map(String::from).to_vec();
+    let hey_args: Vec<String> = ["-z", &secs, "-c", &c, &url].map(String::from).to_vec();
+    let wrk_args: Vec<String> = ["-d", &secs, "-c", &c, "-t", "2", &url].map(String::from).to_vec();
+    let tools: [(&str, &str, &[String]); 3] = [
+        ("serin-loadtester", env!("CARGO_BIN_EXE_serin-loadtester"), &ours_args),
+        ("hey", "hey", &hey_args),
+        ("wrk", "wrk", &wrk_args),
+    ];
+    // Rounds alternate the tools, so a noisy neighbour hurts each alike; medians are reported.
+    let mut results: Vec<(Vec<f64>, Vec<f64>, Option<String>)> = vec![(Vec::new(), Vec::new(), None); 3];
+    for _round in 0..ROUNDS {
+        for (i, (_, program, args)) in tools.iter().enumerate() {
+            match measure(program, args) {
+                Ok((rate, cpu)) => {
+                    results[i].0.push(rate);
+                    results[i].1.push(cpu);
+                }
+                Err(e) => results[i].2 = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    println!(
+        "load generators against one local hyper target, {ROUNDS} alternating rounds of {SECONDS}s, concurrency {CONCURRENCY} (medians):"
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let hey = requests_per_second("hey", &["-z".into(), secs.clone(), "-c".into(), c.clone(), url.clone()]);
-    std::thread::sleep(Duration::from_millis(500));
-    let wrk = requests_per_second(
-        "wrk",
-        &["-d".into(), secs, "-c".into(), c.clone(), "-t".into(), "2".into(), url],
-    );
-    println!("load generators against one local hyper target, {SECONDS}s each, concurrency {CONCURRENCY}:");
-    let show = |name: &str, r: &Result<f64, String>| match r {
-        Ok(v) => println!("  {name:<18} {v:>10.0} req/s"),
-        Err(e) => println!("  {name:<18} unavailable: {e}"),
-    };
-    show("serin-loadtester", &ours);
-    show("hey", &hey);
-    show("wrk", &wrk);
-    if let (Ok(o), Ok(h)) = (&ours, &hey) {
+    let mut rates = Vec::new();
+    for ((name, _, _), (rate, cpu, error)) in tools.iter().zip(&results) {
+        let (r, c) = (median(rate.clone()), median(cpu.clone()));
+        match (r, c, error) {
+            (Some(r), Some(c), _) => println!("  {name:<18} {r:>10.0} req/s   {c:>6.3} CPU-s per 1,000 requests"),
+            (_, _, e) => println!("  {name:<18} unavailable: {}", e.as_deref().unwrap_or("no result")),
+        }
+        rates.push(r);
+    }
+    if let (Some(o), Some(h)) = (rates[0], rates[1]) {
         println!("  ratio serin/hey: {:.2}x (goal >= 2x)", o / h);
     }
-    if let (Ok(o), Ok(w)) = (&ours, &wrk) {
+    if let (Some(o), Some(w)) = (rates[0], rates[2]) {
         println!("  ratio serin/wrk: {:.2}x (goal >= 1x)", o / w);
     }
+    let show = |r: Option<f64>| r.map_or("null".into(), |v| format!("{v:.1}"));
     let json = format!(
-        "{{\"seconds\":{SECONDS},\"concurrency\":{CONCURRENCY},\"serin\":{},\"hey\":{},\"wrk\":{}}}\n",
-        ours.as_ref().map_or("null".into(), |v| format!("{v:.1}")),
-        hey.as_ref().map_or("null".into(), |v| format!("{v:.1}")),
-        wrk.as_ref().map_or("null".into(), |v| format!("{v:.1}")),
+        "{{\"seconds\":{SECONDS},\"rounds\":{ROUNDS},\"concurrency\":{CONCURRENCY},\"serin\":{},\"hey\":{},\"wrk\":{}}}\n",
+        show(rates[0]),
+        show(rates[1]),
+        show(rates[2]),
     );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     if std::fs::create_dir_all(&dir).is_ok() {

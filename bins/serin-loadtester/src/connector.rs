@@ -44,6 +44,10 @@ pub enum ConnectError {
     Handshake(String),
 }
 
+/// The future that drives a connection's I/O; the worker that owns the connection polls it
+/// alongside its requests, so no other task is woken per request.
+pub type Driver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// A request sender on one connection.
 pub enum Sender {
     /// HTTP/1.1: one request at a time.
@@ -155,8 +159,8 @@ pub fn verified_tls_config() -> Result<ClientConfig, rustls::Error> {
 }
 
 impl Connector {
-    /// Opens a connection and performs the HTTP handshake; the connection task runs on its own.
-    pub async fn connect(&self) -> Result<Sender, ConnectError> {
+    /// Opens a connection and performs the HTTP handshake; the caller polls the [`Driver`].
+    pub async fn connect(&self) -> Result<(Sender, Driver), ConnectError> {
         let first_hop = self.proxy.as_deref().unwrap_or(&self.target);
         let mut stream = TcpStream::connect(first_hop)
             .await
@@ -177,22 +181,30 @@ impl Connector {
             let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
                 .await
                 .map_err(|e| ConnectError::Handshake(e.to_string()))?;
-            tokio::spawn(connection);
-            return Ok(Sender::Http2(sender));
+            return Ok((
+                Sender::Http2(sender),
+                Box::pin(async move {
+                    let _ = connection.await;
+                }),
+            ));
         }
         http1_over(stream).await
     }
 }
 
-async fn http1_over<S>(stream: S) -> Result<Sender, ConnectError>
+async fn http1_over<S>(stream: S) -> Result<(Sender, Driver), ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ConnectError::Handshake(e.to_string()))?;
-    tokio::spawn(connection);
-    Ok(Sender::Http1(sender))
+    Ok((
+        Sender::Http1(sender),
+        Box::pin(async move {
+            let _ = connection.await;
+        }),
+    ))
 }
 
 /// Asks an HTTP proxy for a tunnel to `target` (`CONNECT host:port`).

@@ -13,13 +13,13 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, Uri, header};
-use tokio::time::{Instant, MissedTickBehavior};
+use hyper::{Method, Uri, header};
+use tokio::time::Instant;
 
 use crate::{
-    connector::{Connector, Sender, TlsTarget},
+    connector::{Connector, TlsTarget},
     hey::LoadSpec,
+    worker::worker,
 };
 
 /// Why a run could not start.
@@ -37,6 +37,9 @@ pub enum GeneratorError {
     /// TLS cannot be set up for the target.
     #[error("tls: {0}")]
     Tls(String),
+    /// A load thread could not start.
+    #[error("cannot start a load thread: {0}")]
+    Runtime(String),
 }
 
 /// Latency percentiles.
@@ -66,7 +69,7 @@ pub struct Phase {
 }
 
 impl Phase {
-    fn add(&mut self, seconds: f64) {
+    pub(crate) fn add(&mut self, seconds: f64) {
         self.min = if self.count == 0 {
             seconds
         } else {
@@ -165,29 +168,17 @@ impl fmt::Display for Summary {
     }
 }
 
-struct Prepared {
-    connector: Connector,
+/// A spec made ready to send.
+pub(crate) struct Prepared {
+    pub(crate) connector: Connector,
     /// Request target: origin-form, or absolute-form through an `http://` proxy.
-    uri: Uri,
-    method: Method,
-    headers: Vec<(header::HeaderName, header::HeaderValue)>,
-    body: Bytes,
-    timeout: Option<Duration>,
-    interval: Option<Duration>,
-    keep_alive: bool,
-}
-
-#[derive(Default)]
-struct WorkerStats {
-    by_status: BTreeMap<u16, u64>,
-    errors: BTreeMap<String, u64>,
-    socket_errors: SocketErrors,
-    samples: Vec<u32>,
-    bytes: u64,
-    dial: Phase,
-    wait: Phase,
-    read: Phase,
-    responses: u64,
+    pub(crate) uri: Uri,
+    pub(crate) method: Method,
+    pub(crate) headers: header::HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) interval: Option<Duration>,
+    pub(crate) keep_alive: bool,
 }
 
 fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
@@ -269,7 +260,7 @@ fn prepare(spec: &LoadSpec) -> Result<Prepared, GeneratorError> {
         },
         uri: request_target,
         method,
-        headers,
+        headers: headers.into_iter().collect(),
         body: Bytes::from(spec.body.clone().unwrap_or_default()),
         timeout: spec.timeout,
         interval: spec.qps_per_worker.map(|q| Duration::from_secs_f64(1.0 / q)),
@@ -284,12 +275,48 @@ pub async fn run(spec: &LoadSpec) -> Result<Summary, GeneratorError> {
     let deadline = spec.duration.map(|d| started + d);
     let budget = spec.requests.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
     let remaining = Arc::new(AtomicI64::new(budget));
-    let workers: Vec<_> = (0..spec.workers)
-        .map(|_| tokio::spawn(worker(prepared.clone(), deadline, remaining.clone())))
-        .collect();
+    // One single-threaded runtime per core, like wrk's threads: a worker, its connection and
+    // their wake-ups stay on one thread, and the load does not compete with the caller's runtime.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(spec.workers.max(1));
+    let mut results = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let count = (t..spec.workers).step_by(threads).count();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (prepared, remaining) = (prepared.clone(), remaining.clone());
+        std::thread::Builder::new()
+            .name(format!("load-{t}"))
+            .spawn(move || {
+                let stats = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    // A task per worker: a wake-up polls that worker only (`join_all` would
+                    // poll every one of them).
+                    Ok(rt) => rt.block_on(async {
+                        let tasks: Vec<_> = (0..count)
+                            .map(|_| tokio::spawn(worker(prepared.clone(), deadline, remaining.clone())))
+                            .collect();
+                        let mut all = Vec::with_capacity(count);
+                        for task in tasks {
+                            all.push(task.await.unwrap_or_default());
+                        }
+                        all
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a load runtime");
+                        Vec::new()
+                    }
+                };
+                let _ = tx.send(stats);
+            })
+            .map_err(|e| GeneratorError::Runtime(e.to_string()))?;
+        results.push(rx);
+    }
     let mut summary = Summary::default();
-    for handle in workers {
-        let stats = handle.await.unwrap_or_default();
+    for stats in futures::future::join_all(results)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap_or_default())
+    {
         for (k, v) in stats.by_status {
             *summary.by_status.entry(k).or_default() += v;
         }
@@ -317,119 +344,6 @@ pub async fn run(spec: &LoadSpec) -> Result<Summary, GeneratorError> {
         .as_ref()
         .map_or(0, |t| t.unverified.load(Ordering::Relaxed));
     Ok(summary)
-}
-
-/// One request's failure, with the wrk kind it counts as.
-struct Failure {
-    kind: fn(&mut SocketErrors) -> &mut u64,
-    text: String,
-}
-
-impl Failure {
-    fn new(kind: fn(&mut SocketErrors) -> &mut u64, text: impl Into<String>) -> Self {
-        Failure {
-            kind,
-            text: text.into(),
-        }
-    }
-}
-
-async fn worker(p: Arc<Prepared>, deadline: Option<Instant>, remaining: Arc<AtomicI64>) -> WorkerStats {
-    let mut stats = WorkerStats::default();
-    let mut connection: Option<Sender> = None;
-    let mut ticker = p.interval.map(|every| {
-        let mut t = tokio::time::interval(every);
-        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        t
-    });
-    loop {
-        if let Some(t) = ticker.as_mut() {
-            t.tick().await;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) || remaining.fetch_sub(1, Ordering::Relaxed) <= 0 {
-            break;
-        }
-        let mut request = Request::builder().method(p.method.clone()).uri(p.uri.clone());
-        for (k, v) in &p.headers {
-            request = request.header(k, v);
-        }
-        let Ok(request) = request.body(Full::new(p.body.clone())) else {
-            break;
-        };
-        let sent = Instant::now();
-        let mut dial = 0.0;
-        let mut timing = (0.0, 0.0);
-        let exchange = async {
-            let mut sender = match connection.take() {
-                Some(s) if !s.is_closed() => s,
-                _ => {
-                    let s = p
-                        .connector
-                        .connect()
-                        .await
-                        .map_err(|e| Failure::new(|e| &mut e.connect, e.to_string()))?;
-                    dial = sent.elapsed().as_secs_f64();
-                    s
-                }
-            };
-            let asked = Instant::now();
-            let response = sender.send(request).await.map_err(|e| {
-                let kind: fn(&mut SocketErrors) -> &mut u64 = if e.is_body_write_aborted() {
-                    |e| &mut e.write
-                } else {
-                    |e| &mut e.read
-                };
-                Failure::new(kind, error_text(&e))
-            })?;
-            let status = response.status().as_u16();
-            let headed = Instant::now();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| Failure::new(|e| &mut e.read, error_text(&e)))?;
-            timing = ((headed - asked).as_secs_f64(), headed.elapsed().as_secs_f64());
-            if p.keep_alive {
-                connection = Some(sender);
-            }
-            Ok::<(u16, usize), Failure>((status, body.to_bytes().len()))
-        };
-        let result = match p.timeout {
-            Some(t) => tokio::time::timeout(t, exchange)
-                .await
-                .unwrap_or_else(|_| Err(Failure::new(|e| &mut e.timeout, "request timed out"))),
-            None => exchange.await,
-        };
-        match result {
-            Ok((status, size)) => {
-                *stats.by_status.entry(status).or_default() += 1;
-                stats.responses += 1;
-                stats
-                    .samples
-                    .push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
-                stats.bytes += size as u64;
-                stats.dial.add(dial);
-                stats.wait.add(timing.0);
-                stats.read.add(timing.1);
-            }
-            Err(failure) => {
-                *(failure.kind)(&mut stats.socket_errors) += 1;
-                *stats.errors.entry(failure.text).or_default() += 1;
-                // Do not spin on a target that refuses connections.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-    stats
-}
-
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(source) = e.source() {
-        text.push_str(": ");
-        text.push_str(&source.to_string());
-    }
-    text
 }
 
 fn percentiles(samples: &mut [u32]) -> Latencies {

@@ -29,4 +29,5 @@ pub mod process;
 pub mod report;
 pub mod server;
 pub mod tasks;
+mod worker;
 pub mod wrk;
