@@ -1,12 +1,17 @@
-//! `serin check-metrics`: runs a Canary's metric queries once against Prometheus and prints each
-//! value with its bound and verdict, as the engine would judge it.
+//! `serin check-metrics`: runs a Canary's metric queries once and prints each value with its
+//! bound and verdict, as the engine would judge it. Built-in and inline queries go to
+//! `--prometheus`; a MetricTemplate's go to its own provider (any type), with its Secret read
+//! from the same file (`data` or `stringData`).
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use serin_api::{CanaryDocument, MetricTemplate, canaries_in, validate};
 use serin_core::{MetricKind, Verdict, judge};
-use serin_metrics::{PrometheusConfig, PrometheusProvider, QuerySet, QuerySource, Revisions, metric_query, query_all};
+use serin_metrics::{
+    MetricsProvider, PrometheusConfig, PrometheusProvider, QuerySet, QuerySource, Revisions, metric_query, outcome,
+    providers::{ProviderSettings, build_provider},
+};
 
 /// Options of the subcommand.
 pub struct CheckMetrics<'a> {
@@ -31,17 +36,21 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
     let plan = validate(&canary)
         .map_err(|e| anyhow::anyhow!("{}: {e}", opts.file.display()))?
         .plan;
-    let templates: Vec<MetricTemplate> = serde_saphyr::from_multiple::<serde_json::Value>(&text)?
-        .into_iter()
+    let docs = serde_saphyr::from_multiple::<serde_json::Value>(&text)?;
+    let templates: Vec<MetricTemplate> = docs
+        .iter()
         .filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some("MetricTemplate"))
-        .filter_map(|d| serde_json::from_value(d).ok())
+        .filter_map(|d| serde_json::from_value(d.clone()).ok())
         .collect();
+    let prometheus: Arc<dyn MetricsProvider> =
+        Arc::new(PrometheusProvider::new(PrometheusConfig::new(opts.prometheus))?);
     let analysis = canary.spec.analysis.clone().unwrap_or_default();
     let revisions = Revisions {
         canary: opts.canary_revision,
         primary: opts.primary_revision.unwrap_or_default(),
     };
     let mut queries = Vec::new();
+    let mut providers = Vec::new();
     for (i, metric) in plan.metrics.iter().enumerate() {
         let spec = &analysis.metrics[i];
         let variables = spec.template_variables.clone().unwrap_or_default();
@@ -59,6 +68,12 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
                         )
                     })?;
                 let ns = r.namespace.clone().unwrap_or_else(|| plan.namespace.clone());
+                let settings = template_settings(template, &docs, &ns, metric.window)
+                    .with_context(|| format!("metric {}", metric.name))?;
+                providers.push(
+                    build_provider(&settings)
+                        .map_err(|e| anyhow::anyhow!("metric {}: MetricTemplate {}: {e}", metric.name, r.name))?,
+                );
                 let name = format!("{}.{ns}", r.name);
                 let source = QuerySource::Template {
                     name: &name,
@@ -66,19 +81,30 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
                 };
                 metric_query(&plan, metric, source, revisions, &variables)
             }
-            (None, Some(q)) => metric_query(&plan, metric, QuerySource::Inline(q), revisions, &variables),
-            (None, None) => metric_query(
-                &plan,
-                metric,
-                QuerySource::Builtin(opts.query_set),
-                revisions,
-                &variables,
-            ),
+            (None, Some(q)) => {
+                providers.push(prometheus.clone());
+                metric_query(&plan, metric, QuerySource::Inline(q), revisions, &variables)
+            }
+            (None, None) => {
+                providers.push(prometheus.clone());
+                metric_query(
+                    &plan,
+                    metric,
+                    QuerySource::Builtin(opts.query_set),
+                    revisions,
+                    &variables,
+                )
+            }
         };
         queries.push(query.with_context(|| format!("metric {}", metric.name))?);
     }
-    let provider = PrometheusProvider::new(PrometheusConfig::new(opts.prometheus))?;
-    let outcomes = query_all(&provider, &queries).await;
+    let outcomes = futures::future::join_all(
+        queries
+            .iter()
+            .zip(&providers)
+            .map(|(q, p)| async move { outcome(p.query(q).await) }),
+    )
+    .await;
     let mut all_passed = true;
     for ((metric, query), outcome) in plan.metrics.iter().zip(&queries).zip(&outcomes) {
         let j = judge(&plan, metric, outcome, opts.canary_revision);
@@ -97,4 +123,52 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
         all_passed &= j.line.verdict == Verdict::Pass;
     }
     Ok(all_passed)
+}
+
+/// A template's provider settings, with its Secret's data from the file's Secrets.
+fn template_settings(
+    template: &MetricTemplate,
+    docs: &[serde_json::Value],
+    namespace: &str,
+    interval: Duration,
+) -> anyhow::Result<ProviderSettings> {
+    let provider = &template.spec.provider;
+    let mut settings = ProviderSettings::new(&provider.type_);
+    settings.address = provider.address.clone();
+    settings.region = provider.region.clone();
+    settings.insecure_skip_verify = provider.insecure_skip_verify.unwrap_or(false);
+    settings.interval = interval;
+    settings.headers = provider
+        .headers
+        .iter()
+        .flatten()
+        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+        .collect();
+    if let Some(r) = &provider.secret_ref {
+        let secret = docs
+            .iter()
+            .find(|d| {
+                d["kind"] == "Secret"
+                    && d.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(r.name.as_str())
+                    && d.pointer("/metadata/namespace")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or(namespace)
+                        == namespace
+            })
+            .with_context(|| format!("Secret {namespace}/{} is not in the file", r.name))?;
+        let mut data = BTreeMap::new();
+        for (k, v) in secret["data"].as_object().into_iter().flatten() {
+            let decoded = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                v.as_str().unwrap_or_default(),
+            )
+            .with_context(|| format!("Secret {}: data.{k} is not base64", r.name))?;
+            data.insert(k.clone(), String::from_utf8_lossy(&decoded).into_owned());
+        }
+        for (k, v) in secret["stringData"].as_object().into_iter().flatten() {
+            data.insert(k.clone(), v.as_str().unwrap_or_default().to_owned());
+        }
+        settings.secret = Some(data);
+    }
+    Ok(settings)
 }

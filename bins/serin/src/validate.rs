@@ -3,7 +3,7 @@
 //! the MetricTemplates in the same files) that do not render, and MetricTemplate providers Serin
 //! does not run. One line per problem, `FILE: Canary NAMESPACE/NAME: FIELD.PATH: problem`.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use serin_api::{Canary, CanaryDocument, MetricTemplate, canaries_in, validate};
 use serin_metrics::{QueryContext, render};
@@ -111,12 +111,71 @@ fn query_problems(canary: &Canary) -> Vec<String> {
     problems
 }
 
-/// The MetricTemplates of a file whose query does not render or whose provider Serin does not
-/// run: every check using them would fail.
+/// Every Secret key a provider reads: stands in for a Secret that is not in the file, whose keys
+/// cannot be checked.
+const ANY_SECRET_KEYS: [&str; 9] = [
+    "token",
+    "username",
+    "password",
+    "org",
+    "datadog_api_key",
+    "datadog_application_key",
+    "newrelic_account_id",
+    "newrelic_query_key",
+    "dynatrace_token",
+];
+
+/// The keys of the Secrets in a file, by `namespace/name`.
+fn secrets_in(docs: &[serde_json::Value]) -> BTreeMap<String, Vec<String>> {
+    docs.iter()
+        .filter(|d| d["kind"] == "Secret")
+        .map(|d| {
+            let id = format!(
+                "{}/{}",
+                d.pointer("/metadata/namespace")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("default"),
+                d.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default()
+            );
+            let keys = ["data", "stringData"]
+                .iter()
+                .filter_map(|f| d[f].as_object())
+                .flat_map(|m| m.keys().cloned())
+                .collect();
+            (id, keys)
+        })
+        .collect()
+}
+
+/// A template's provider settings for validation: its Secret's keys when the Secret is in the
+/// file (values are placeholders), every key a provider reads when it is not.
+fn template_settings(
+    template: &MetricTemplate,
+    secrets: &BTreeMap<String, Vec<String>>,
+) -> serin_metrics::providers::ProviderSettings {
+    let provider = &template.spec.provider;
+    let mut settings = serin_metrics::providers::ProviderSettings::new(&provider.type_);
+    settings.address = provider.address.clone();
+    settings.region = provider.region.clone();
+    settings.secret = provider.secret_ref.as_ref().map(|r| {
+        let namespace = template.metadata.namespace.as_deref().unwrap_or("default");
+        let keys: Vec<String> = match secrets.get(&format!("{namespace}/{}", r.name)) {
+            Some(keys) => keys.clone(),
+            None => ANY_SECRET_KEYS.iter().map(|k| (*k).to_owned()).collect(),
+        };
+        keys.into_iter().map(|k| (k, "placeholder".to_owned())).collect()
+    });
+    settings
+}
+
+/// The MetricTemplates of a file whose query does not render or whose provider cannot be built
+/// (an unknown or unsupported type, a missing field or Secret key): every check using them would
+/// fail.
 fn template_problems(text: &str) -> Vec<String> {
     let Ok(docs) = serde_saphyr::from_multiple::<serde_json::Value>(text) else {
         return Vec::new();
     };
+    let secrets = secrets_in(&docs);
     let mut problems = Vec::new();
     for doc in docs.into_iter().filter(|d| d["kind"] == "MetricTemplate") {
         let id = format!(
@@ -135,11 +194,8 @@ fn template_problems(text: &str) -> Vec<String> {
                 continue;
             }
         };
-        if template.spec.provider.type_ != "prometheus" {
-            problems.push(format!(
-                "MetricTemplate {id}: spec.provider.type: {:?} is not supported yet (only prometheus): every check using this template would fail",
-                template.spec.provider.type_
-            ));
+        if let Err(e) = serin_metrics::providers::build_provider(&template_settings(&template, &secrets)) {
+            problems.push(format!("MetricTemplate {id}: spec.provider: {e}"));
         }
         let ctx = QueryContext {
             name: "canary".into(),

@@ -111,7 +111,7 @@ fn validate_finds_queries_the_controller_could_not_render_and_unsupported_provid
         1,
     );
     assert_ne!(with_query, seed);
-    let template = "---\napiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata:\n  name: dd\n  namespace: test\nspec:\n  provider:\n    type: datadog\n  query: avg:x{a:{{ target }}}\n";
+    let template = "---\napiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata:\n  name: dd\n  namespace: test\nspec:\n  provider:\n    type: datadog\n    secretRef:\n      name: dd-keys\n  query: avg:x{a:{{ target }}}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: dd-keys\n  namespace: test\nstringData:\n  datadog_api_key: a\n---\napiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata:\n  name: made-up\n  namespace: test\nspec:\n  provider:\n    type: opentsdb\n  query: x\n";
     let path = temp_file("queries.yaml", &format!("{with_query}{template}"));
     let file = path.to_string_lossy().into_owned();
     let (code, stdout, stderr) = serin(&["validate", &file]);
@@ -124,8 +124,80 @@ fn validate_finds_queries_the_controller_could_not_render_and_unsupported_provid
     );
     assert!(
         stdout.contains(&format!(
-            "{file}: MetricTemplate test/dd: spec.provider.type: \"datadog\" is not supported yet (only prometheus)"
+            "{file}: MetricTemplate test/dd: spec.provider: datadog credentials does not contain datadog_application_key"
         )),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{file}: MetricTemplate test/made-up: spec.provider: unknown metrics provider \"opentsdb\""
+        )),
+        "{stdout}"
+    );
+}
+
+/// A one-answer HTTP server on its own thread: answers `body` to every request and keeps each
+/// request's head.
+fn answering(body: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                head.push_str(&line);
+                line.clear();
+            }
+            if let Ok(mut heads) = seen.lock() {
+                heads.push(head);
+            }
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, heads)
+}
+
+#[test]
+fn check_metrics_runs_a_template_of_another_provider_with_its_secret_from_the_file() {
+    let (url, heads) = answering(r#"{"series":[{"pointlist":[[1700000000000,0.5]]}]}"#);
+    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    // Only the template metric: the built-ins would need a Prometheus.
+    let start = seed.find("    metrics:\n").expect("metrics");
+    let end = seed.find("    webhooks:").expect("webhooks");
+    let canary = format!(
+        "{}    metrics:\n    - name: not-found\n      templateRef:\n        name: dd\n      thresholdRange:\n        max: 1\n      interval: 1m\n{}",
+        &seed[..start],
+        &seed[end..]
+    );
+    let extra = format!(
+        "---\napiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata:\n  name: dd\n  namespace: test\nspec:\n  provider:\n    type: datadog\n    address: {url}\n    secretRef:\n      name: dd-keys\n  query: avg:errors{{app:{{{{ target }}}}}}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: dd-keys\n  namespace: test\ndata:\n  datadog_api_key: YXBp\nstringData:\n  datadog_application_key: app\n"
+    );
+    let path = temp_file("datadog.yaml", &format!("{canary}{extra}"));
+    let file = path.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = serin(&[
+        "check-metrics",
+        &file,
+        "--prometheus",
+        "http://127.0.0.1:9",
+        "--canary-revision",
+        "podinfo-00002",
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("not-found: 0.5"), "{stdout}");
+    assert!(stdout.contains("query: avg:errors{app:podinfo}"), "{stdout}");
+    let heads = heads.lock().expect("heads").join("\n").to_lowercase();
+    assert!(
+        heads.contains("dd-api-key: api") && heads.contains("dd-application-key: app"),
+        "{heads}"
     );
 }

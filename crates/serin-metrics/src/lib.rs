@@ -9,6 +9,8 @@
 //! - [`MetricsProvider`] (mock behind the `mock` feature), [`QueryValue`], [`QueryError`],
 //!   [`query_all`] (one analysis step's queries, concurrently).
 //! - [`PrometheusProvider`]: `GET /api/v1/query`, auth, headers, TLS options, timeouts.
+//! - [`providers`]: every other MetricTemplate provider type, one module each, built from one
+//!   [`providers::ProviderSettings`] by [`providers::build_provider`].
 //! - [`builtin_query`] and [`QuerySet`]: `request-success-rate` and `request-duration`.
 //! - [`render`]: Go `text/template` rendering with Flagger's functions; [`metric_query`]: one
 //!   metric's query, built the same way for the controller and the CLI.
@@ -16,6 +18,7 @@
 mod builtin;
 mod prometheus;
 mod provider;
+pub mod providers;
 mod query;
 mod template;
 

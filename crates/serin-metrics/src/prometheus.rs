@@ -64,6 +64,9 @@ pub enum ProviderError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// A provider's settings are incomplete or invalid (Flagger's texts).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Connection settings.

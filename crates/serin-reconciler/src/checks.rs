@@ -1,13 +1,13 @@
 //! Running the checks the engine asks for: metric queries and webhook calls, concurrently,
 //! each under its own timeout.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serin_api::{Canary, MetricTemplate, webhook_timeout};
 use serin_core::{CheckRequest, HookOutcome, MetricOutcome, Plan};
-use serin_metrics::{Auth, MetricsProvider, PrometheusConfig, QuerySource, Revisions, metric_query, outcome};
+use serin_metrics::{MetricsProvider, QuerySource, Revisions, metric_query, outcome, providers::ProviderSettings};
 use serin_webhook::{CanaryWebhookPayload, HookCall};
 
 use crate::Context;
@@ -73,7 +73,7 @@ async fn metric(ctx: &Context, canary: &Canary, plan: &Plan, req: &CheckRequest,
     let (rendered, provider) = match (&spec.template_ref, &spec.query) {
         (Some(r), _) => {
             let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
-            let (text, provider) = match template_provider(ctx, &ns, &r.name).await {
+            let (text, provider) = match template_provider(ctx, &ns, &r.name, check.window).await {
                 Ok(pair) => pair,
                 Err(e) => return MetricOutcome::Error(format!("Metric template {}.{ns} error: {e}", r.name)),
             };
@@ -115,7 +115,12 @@ pub async fn providers_available(ctx: &Context, canary: &Canary) -> Result<(), S
         let provider = match &metric.template_ref {
             Some(r) => {
                 let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
-                template_provider(ctx, &ns, &r.name)
+                let interval = metric
+                    .interval
+                    .as_deref()
+                    .and_then(|i| serin_api::parse_duration(i).ok())
+                    .unwrap_or(Duration::from_secs(60));
+                template_provider(ctx, &ns, &r.name, interval)
                     .await
                     .map_err(|e| format!("Metric template {}.{ns} error: {e}", r.name))?
                     .1
@@ -131,25 +136,23 @@ pub async fn providers_available(ctx: &Context, canary: &Canary) -> Result<(), S
     Ok(())
 }
 
-/// The query and provider of a MetricTemplate (reading its Secret for credentials).
+/// The query and provider of a MetricTemplate (reading its Secret for credentials); `interval`
+/// is the metric's, the query window of providers that take one.
 async fn template_provider(
     ctx: &Context,
     namespace: &str,
     name: &str,
+    interval: Duration,
 ) -> Result<(String, Arc<dyn MetricsProvider>), String> {
     let templates: Api<MetricTemplate> = Api::namespaced(ctx.client.clone(), namespace);
     let template = templates.get(name).await.map_err(|e| e.to_string())?;
     let provider = &template.spec.provider;
-    if provider.type_ != "prometheus" {
-        return Err(format!(
-            "provider {} is not supported (only prometheus)",
-            provider.type_
-        ));
-    }
-    let address = provider.address.clone().ok_or("provider.address is required")?;
-    let mut config = PrometheusConfig::new(&address);
-    config.insecure_skip_verify = provider.insecure_skip_verify.unwrap_or(false);
-    config.headers = provider
+    let mut settings = ProviderSettings::new(&provider.type_);
+    settings.address = provider.address.clone();
+    settings.insecure_skip_verify = provider.insecure_skip_verify.unwrap_or(false);
+    settings.region = provider.region.clone();
+    settings.interval = interval;
+    settings.headers = provider
         .headers
         .iter()
         .flatten()
@@ -161,13 +164,14 @@ async fn template_provider(
             .get(&secret_ref.name)
             .await
             .map_err(|e| format!("secret {}: {e}", secret_ref.name))?;
-        let data: BTreeMap<String, String> = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-            .collect();
-        config.auth = Auth::from_secret(&data).map_err(|e| e.to_string())?;
+        settings.secret = Some(
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect(),
+        );
     }
-    Ok((template.spec.query, ctx.provider_with(config)?))
+    Ok((template.spec.query, ctx.provider_from(&settings)?))
 }

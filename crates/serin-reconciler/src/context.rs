@@ -10,7 +10,10 @@ use kube::{Client, runtime::reflector::Store};
 use serin_api::Canary;
 use serin_core::Time;
 use serin_knative::{KnativeCacheWriter, Router};
-use serin_metrics::{MetricsProvider, PrometheusConfig, PrometheusProvider, ProviderError, QuerySet};
+use serin_metrics::{
+    MetricsProvider, QuerySet,
+    providers::{ProviderSettings, build_provider},
+};
 use serin_webhook::{EventSink, WebhookClient};
 
 use crate::{events::EventRecorder, metrics::ControllerMetrics};
@@ -203,27 +206,16 @@ impl Context {
         self.knative_cache.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
-    /// A provider (and its HTTP client) for these settings, built once and then reused for as
-    /// long as a MetricTemplate keeps the same address, headers, credentials and TLS setting.
-    pub fn provider_with(&self, config: PrometheusConfig) -> Result<Arc<dyn MetricsProvider>, String> {
-        self.cached_provider(config).map_err(|e| e.to_string())
-    }
-
-    /// The one cache behind [`Context::provider_with`] and [`Context::provider_for`].
-    fn cached_provider(&self, config: PrometheusConfig) -> Result<Arc<dyn MetricsProvider>, ProviderError> {
-        let key = format!(
-            "{}|{:?}|{:?}|{}|{}",
-            config.address,
-            config.headers,
-            config.auth,
-            config.insecure_skip_verify,
-            config.timeout.as_millis()
-        );
+    /// The provider (and its HTTP client) of a MetricTemplate's settings, built once and then
+    /// reused for as long as the settings (type, address, headers, credentials, TLS, interval)
+    /// stay the same.
+    pub fn provider_from(&self, settings: &ProviderSettings) -> Result<Arc<dyn MetricsProvider>, String> {
+        let key = format!("{}#{}", settings.kind, settings.cache_key());
         let mut cache = self.providers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let provider: Arc<dyn MetricsProvider> = Arc::new(PrometheusProvider::new(config)?);
+        let provider = build_provider(settings).map_err(|e| e.to_string())?;
         if cache.len() >= 1024 {
             // Settings changed many times over: start afresh rather than grow without bound.
             cache.clear();
@@ -244,7 +236,9 @@ impl Context {
         else {
             return Ok(self.default_provider.clone());
         };
-        self.cached_provider(PrometheusConfig::new(address))
+        let mut settings = ProviderSettings::new("prometheus");
+        settings.address = Some(address.to_owned());
+        self.provider_from(&settings)
             .map_err(|e| format!("Error building Prometheus client for {address} {e}"))
     }
 }

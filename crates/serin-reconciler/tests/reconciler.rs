@@ -360,16 +360,17 @@ async fn a_second_canary_on_the_same_service_is_rejected_and_routes_nothing() {
 async fn metric_template_providers_are_built_once_per_settings() {
     let clock = Arc::new(AtomicI64::new(0));
     let (_api, ctx, _canaries) = setup(MockRouter::new(), clock).await;
-    let config = serin_metrics::PrometheusConfig::new("http://prometheus.monitoring:9090");
-    let first = ctx.provider_with(config.clone()).expect("provider");
-    let again = ctx.provider_with(config.clone()).expect("provider");
+    let mut config = serin_metrics::providers::ProviderSettings::new("prometheus");
+    config.address = Some("http://prometheus.monitoring:9090".into());
+    let first = ctx.provider_from(&config).expect("provider");
+    let again = ctx.provider_from(&config).expect("provider");
     assert!(
         Arc::ptr_eq(&first, &again),
         "the same settings reuse the provider and its client"
     );
     let mut other = config;
     other.headers.push(("X-Scope-OrgID".into(), "tenant-b".into()));
-    let different = ctx.provider_with(other).expect("provider");
+    let different = ctx.provider_from(&other).expect("provider");
     assert!(
         !Arc::ptr_eq(&first, &different),
         "other settings get their own provider"

@@ -1,0 +1,65 @@
+//! What the HTTP providers share: one client per provider (the process's rustls provider,
+//! `insecureSkipVerify`), a send that maps failures to [`QueryError`], and Unix time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{ProviderError, QueryError};
+
+/// How much of an answer is quoted in an error.
+pub(crate) const QUOTE_LIMIT: usize = 1024;
+
+/// An HTTP client for a provider.
+pub(crate) fn client(insecure_skip_verify: bool) -> Result<reqwest::Client, ProviderError> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(ProviderError::NoCryptoProvider);
+    }
+    reqwest::Client::builder()
+        .user_agent(concat!("serin/", env!("CARGO_PKG_VERSION")))
+        .tls_danger_accept_invalid_certs(insecure_skip_verify)
+        .build()
+        .map_err(ProviderError::Client)
+}
+
+/// A base URL (`address`), checked; `what` names it in the error.
+pub(crate) fn base_url(address: &str, what: &str) -> Result<reqwest::Url, ProviderError> {
+    reqwest::Url::parse(address.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| ProviderError::Config(format!("{what} address {address} is not a valid URL")))
+}
+
+/// Sends a request; the status and the body, or the failure (a timeout named as such).
+pub(crate) async fn send(request: reqwest::RequestBuilder, timeout: Duration) -> Result<(u16, Vec<u8>), QueryError> {
+    let failed = |e: reqwest::Error| {
+        if e.is_timeout() {
+            QueryError::Timeout(timeout)
+        } else {
+            QueryError::Transport(chain(&e))
+        }
+    };
+    let response = request.timeout(timeout).send().await.map_err(failed)?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(failed)?;
+    Ok((status, body.to_vec()))
+}
+
+/// The start of a body, for error texts.
+pub(crate) fn quote(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(QUOTE_LIMIT)]).into_owned()
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_unix() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
