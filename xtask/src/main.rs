@@ -32,8 +32,11 @@ fn main() -> anyhow::Result<()> {
         Some("demo") if args.iter().any(|a| a == "--simulated") => demo::run(&root, &args[1..]),
         Some("demo") => sandbox_demo(&root, &args[1..]),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("all")),
+        Some("deny") => tools::deny(&root, args.iter().any(|a| a == "--advisories")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|e2e|crdgen|demo|bench [core|loadtester|sandbox|scale|seed|all]>");
+            eprintln!(
+                "usage: cargo xtask <ci|e2e|crdgen|demo|deny [--advisories]|bench [core|loadtester|sandbox|scale|seed|all]>"
+            );
             bail!("unknown or missing command")
         }
     }
@@ -89,7 +92,7 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     tools::ensure_debian_packages(&["hey", "wrk"])?;
     run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
     msrv::check(root)?;
-    tools::deny(root)?;
+    tools::deny(root, false)?;
     run(
         root,
         "cargo",
