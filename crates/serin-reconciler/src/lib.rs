@@ -61,6 +61,10 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("serving.knative.dev", "revisions", &["get", "list", "watch"]),
     ("", "events", &["create", "patch"]),
     ("", "secrets", &["get"]),
+    // MetricTemplates of type keptn and externalmetrics.
+    ("metrics.keptn.sh", "keptnmetrics", &["get"]),
+    ("metrics.keptn.sh", "analyses", &["create", "get", "delete"]),
+    ("external.metrics.k8s.io", "*", &["get", "list"]),
     ("coordination.k8s.io", "leases", &["get", "create", "update", "patch"]),
 ];
 

@@ -20,6 +20,20 @@ pub(crate) fn client(insecure_skip_verify: bool) -> Result<reqwest::Client, Prov
         .map_err(ProviderError::Client)
 }
 
+/// An HTTP client that also trusts the CA bundle `pem`.
+pub(crate) fn client_with_ca(insecure_skip_verify: bool, pem: &[u8]) -> Result<reqwest::Client, ProviderError> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(ProviderError::NoCryptoProvider);
+    }
+    let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(ProviderError::Ca)?;
+    reqwest::Client::builder()
+        .user_agent(concat!("serin/", env!("CARGO_PKG_VERSION")))
+        .tls_danger_accept_invalid_certs(insecure_skip_verify)
+        .tls_certs_merge(certificates)
+        .build()
+        .map_err(ProviderError::Client)
+}
+
 /// A base URL (`address`), checked; `what` names it in the error.
 pub(crate) fn base_url(address: &str, what: &str) -> Result<reqwest::Url, ProviderError> {
     reqwest::Url::parse(address.trim())

@@ -8,9 +8,12 @@
 
 mod datadog;
 mod dynatrace;
+mod externalmetrics;
 mod graphite;
 mod http;
 mod influxdb;
+mod keptn;
+mod kube;
 mod newrelic;
 
 use std::{
@@ -25,8 +28,11 @@ use crate::{Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, Provide
 
 pub use datadog::DatadogProvider;
 pub use dynatrace::DynatraceProvider;
+pub use externalmetrics::ExternalMetricsProvider;
 pub use graphite::GraphiteProvider;
 pub use influxdb::InfluxdbProvider;
+pub use keptn::KeptnProvider;
+pub use kube::KubeAccess;
 pub use newrelic::NewRelicProvider;
 
 /// Provider types Flagger knows, in its factory's order. Those Serin does not run yet are
@@ -64,6 +70,8 @@ pub struct ProviderSettings {
     pub interval: Duration,
     /// Per-request timeout; `None` for the provider's default (Flagger's: 5 s, InfluxDB 15 s).
     pub timeout: Option<Duration>,
+    /// The Kubernetes API for `externalmetrics` and `keptn`; `None`: the pod's own (in-cluster).
+    pub kube: Option<KubeAccess>,
 }
 
 impl fmt::Debug for ProviderSettings {
@@ -79,6 +87,7 @@ impl fmt::Debug for ProviderSettings {
             .field("region", &self.region)
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
+            .field("kube", &self.kube.as_ref().map(|k| &k.url))
             .finish()
     }
 }
@@ -95,6 +104,7 @@ impl ProviderSettings {
             region: None,
             interval: Duration::from_secs(60),
             timeout: None,
+            kube: None,
         }
     }
 
@@ -141,6 +151,8 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn MetricsProv
         "dynatrace" => Arc::new(DynatraceProvider::new(settings)?),
         "graphite" => Arc::new(GraphiteProvider::new(settings)?),
         "influxdb" => Arc::new(InfluxdbProvider::new(settings)?),
+        "externalmetrics" => Arc::new(ExternalMetricsProvider::new(settings)?),
+        "keptn" => Arc::new(KeptnProvider::new(settings)?),
         other if PROVIDER_TYPES.contains(&other) => {
             return Err(ProviderError::Config(format!(
                 "provider {other} is not supported by Serin yet: every check using it fails"
