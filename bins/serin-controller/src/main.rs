@@ -27,6 +27,9 @@ struct Cli {
     /// Prometheus URL for built-in metrics and inline queries.
     #[arg(long, env = "SERIN_METRICS_SERVER", default_value = "http://prometheus:9090")]
     metrics_server: String,
+    /// PEM bundle of the CA that signed `--metrics-server`'s certificate (besides the system's).
+    #[arg(long, env = "SERIN_METRICS_SERVER_CA")]
+    metrics_server_ca: Option<std::path::PathBuf>,
     /// Watch only this namespace (default: all).
     #[arg(long, env = "SERIN_NAMESPACE")]
     namespace: Option<String>,
@@ -110,7 +113,12 @@ async fn main() -> anyhow::Result<()> {
     ));
     let client = kube::Client::try_from(kube_config)?;
     let webhooks = Arc::new(HttpWebhookClient::with_resolve(&cli.resolve)?);
-    let prometheus = Arc::new(PrometheusProvider::new(PrometheusConfig::new(&cli.metrics_server))?);
+    let mut prometheus_config = PrometheusConfig::new(&cli.metrics_server);
+    if let Some(path) = &cli.metrics_server_ca {
+        prometheus_config.ca_pem =
+            Some(std::fs::read(path).with_context(|| format!("cannot read --metrics-server-ca {}", path.display()))?);
+    }
+    let prometheus = Arc::new(PrometheusProvider::new(prometheus_config)?);
     let config = Config {
         metrics_server: cli.metrics_server.clone(),
         query_set: cli.knative_metrics,

@@ -8,9 +8,10 @@
 //!   depend on the ingress.
 //! - [`QuerySet::QueueProxyOtel`]: Knative 1.19 and later, whose queue-proxy records the
 //!   OpenTelemetry histogram `kn.serving.invocation.duration` in seconds; exported to Prometheus
-//!   as `kn_serving_invocation_duration_seconds_*` with the revision as `kn_revision_name`.
-//!   Label names were read from knative/serving's source, not from a live scrape; verify them
-//!   against your exporter settings (resource attributes may only be on `target_info`).
+//!   as `kn_serving_invocation_duration_seconds_*`, with the revision (`kn_revision_name`) and
+//!   namespace (`k8s_namespace_name`) on `target_info` only: the queries join on
+//!   (job, instance), and fall back to the same labels on the series themselves when a collector
+//!   promotes them. Tested against a real Prometheus scraping both shapes.
 
 use serin_core::MetricKind;
 
@@ -63,15 +64,30 @@ const OPENCENSUS_DURATION: &str = r#"
 histogram_quantile(0.99, sum(rate(revision_request_latencies_bucket{namespace_name="{{ namespace }}",revision_name="{{ route }}"}[{{ interval }}])) by (le))
 "#;
 
+// Knative's exporter puts the revision and namespace on `target_info` only (resource
+// attributes), so the request series are joined to it on (job, instance); where a collector or
+// the scrape promotes them onto the series, the direct form answers instead (`or`).
 const OTEL_SUCCESS_RATE: &str = r#"
-sum(rate(kn_serving_invocation_duration_seconds_count{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}",http_response_status_code!~"5.."}[{{ interval }}]))
+(
+  sum(rate(kn_serving_invocation_duration_seconds_count{http_response_status_code!~"5.."}[{{ interval }}]) * on (job, instance) group_left (kn_revision_name) target_info{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"})
+  or
+  sum(rate(kn_serving_invocation_duration_seconds_count{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}",http_response_status_code!~"5.."}[{{ interval }}]))
+)
 /
-sum(rate(kn_serving_invocation_duration_seconds_count{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"}[{{ interval }}]))
+(
+  sum(rate(kn_serving_invocation_duration_seconds_count[{{ interval }}]) * on (job, instance) group_left (kn_revision_name) target_info{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"})
+  or
+  sum(rate(kn_serving_invocation_duration_seconds_count{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"}[{{ interval }}]))
+)
 * 100
 "#;
 
 const OTEL_DURATION: &str = r#"
-histogram_quantile(0.99, sum(rate(kn_serving_invocation_duration_seconds_bucket{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"}[{{ interval }}])) by (le)) * 1000
+histogram_quantile(0.99,
+  sum by (le) (rate(kn_serving_invocation_duration_seconds_bucket[{{ interval }}]) * on (job, instance) group_left (kn_revision_name) target_info{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"})
+  or
+  sum by (le) (rate(kn_serving_invocation_duration_seconds_bucket{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"}[{{ interval }}]))
+) * 1000
 "#;
 
 /// The query template of a built-in metric, or `None` for custom metrics.

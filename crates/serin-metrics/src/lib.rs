@@ -24,7 +24,7 @@ mod template;
 
 pub use builtin::{QuerySet, builtin_query};
 pub use prometheus::{
-    Auth, PrometheusConfig, PrometheusProvider, ProviderError, install_crypto_provider, parse_response,
+    Auth, POST_ABOVE, PrometheusConfig, PrometheusProvider, ProviderError, install_crypto_provider, parse_response,
 };
 #[cfg(feature = "mock")]
 pub use provider::MockMetricsProvider;

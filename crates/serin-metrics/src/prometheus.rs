@@ -1,4 +1,5 @@
-//! The Prometheus backend: `GET {address}/api/v1/query`, exact about what it saw.
+//! The Prometheus backend: `GET {address}/api/v1/query` (a POST form for long queries), exact
+//! about what it saw.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -9,6 +10,9 @@ use crate::{MetricsProvider, QueryError, QueryValue, template::collapse_whitespa
 
 /// How much of an error body is kept.
 const BODY_LIMIT: usize = 1024;
+
+/// Queries longer than this (bytes, whitespace collapsed) are sent as a POST form.
+pub const POST_ABOVE: usize = 2048;
 
 /// Credentials for Prometheus.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -156,11 +160,22 @@ impl PrometheusProvider {
 impl MetricsProvider for PrometheusProvider {
     async fn query(&self, query: &str) -> Result<QueryValue, QueryError> {
         let query = collapse_whitespace(query);
-        let mut request = self
-            .client
-            .get(self.endpoint.clone())
-            .query(&[("query", query.as_str())])
-            .timeout(self.config.timeout);
+        // Prometheus takes the same query as a form; long ones go that way, past the URL limits
+        // of proxies and servers on the way.
+        let mut request = if query.len() > POST_ABOVE {
+            let form: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("query", &query)
+                .finish();
+            self.client
+                .post(self.endpoint.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form)
+        } else {
+            self.client
+                .get(self.endpoint.clone())
+                .query(&[("query", query.as_str())])
+        }
+        .timeout(self.config.timeout);
         for (k, v) in &self.config.headers {
             request = request.header(k, v);
         }

@@ -24,6 +24,7 @@ fn every_manifest_parses() {
         "deploy/knative/rbac.yaml",
         "deploy/knative/deployment.yaml",
         "deploy/knative/service.yaml",
+        "deploy/knative/prometheus.yaml",
         "deploy/tester/kustomization.yaml",
         "deploy/tester/deployment.yaml",
         "deploy/tester/service.yaml",
@@ -107,6 +108,9 @@ async fn kubectl_apply_k_deploy_knative_succeeds_against_the_emulator() {
         "customresourcedefinition.apiextensions.k8s.io/canaries.flagger.app",
         "clusterrole.rbac.authorization.k8s.io/serin",
         "deployment.apps/serin-controller",
+        "deployment.apps/prometheus",
+        "service/prometheus",
+        "configmap/prometheus-config",
     ] {
         assert!(stdout.contains(created), "{created} missing:\n{stdout}");
     }

@@ -59,14 +59,18 @@ impl Prometheus {
     /// Starts Prometheus scraping `targets` (`host:port`, path `/stats/prometheus`) every second,
     /// and waits until it is ready.
     pub fn start(targets: &[String]) -> Result<Prometheus, PrometheusError> {
+        let targets = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+        Self::start_with_config(&format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sandbox\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: [{targets}]\n"
+        ))
+    }
+
+    /// Starts Prometheus with this configuration file's text, and waits until it is ready.
+    pub fn start_with_config(config: &str) -> Result<Prometheus, PrometheusError> {
         let binary = find_binary().ok_or(PrometheusError::Missing)?;
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("serin-prometheus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| PrometheusError::Start(e.to_string()))?;
-        let targets = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sandbox\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: [{targets}]\n"
-        );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).map_err(|e| PrometheusError::Start(e.to_string()))?;
         let child = Command::new(&binary)
