@@ -105,6 +105,40 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
             .map(|(q, p)| async move { outcome(p.query(q).await) }),
     )
     .await;
+    let builtin = analysis
+        .metrics
+        .iter()
+        .any(|m| m.template_ref.is_none() && m.query.is_none());
+    if builtin {
+        println!("built-in queries: {:?}", opts.query_set);
+        let ctx = serin_metrics::QueryContext {
+            namespace: plan.namespace.clone(),
+            route: opts.canary_revision.to_owned(),
+            ..serin_metrics::QueryContext::default()
+        };
+        let mut found = false;
+        for (meaning, template) in serin_metrics::label_probes(opts.query_set) {
+            let probe = serin_metrics::render("probe", template, &ctx)?;
+            if let Ok(serin_metrics::QueryValue::Value(n) | serin_metrics::QueryValue::LastOf(n, _)) =
+                prometheus.query(&probe).await
+            {
+                println!("  {} series of {} found by {meaning}", n, opts.canary_revision);
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            println!(
+                "  no series of {} found by any of: {}",
+                opts.canary_revision,
+                serin_metrics::label_probes(opts.query_set)
+                    .iter()
+                    .map(|(m, _)| *m)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
     let mut all_passed = true;
     for ((metric, query), outcome) in plan.metrics.iter().zip(&queries).zip(&outcomes) {
         let j = judge(&plan, metric, outcome, opts.canary_revision);

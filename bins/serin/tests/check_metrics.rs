@@ -87,5 +87,10 @@ async fn check_metrics_prints_both_builtins_with_values_and_verdicts() {
         stdout.contains("Halt podinfo.test advancement success rate 80.00% < 99%"),
         "{stdout}"
     );
+    assert!(stdout.starts_with("built-in queries: Kourier\n"), "{stdout}");
+    assert!(
+        stdout.contains("series of podinfo-00002 found by envoy_cluster_name=\"NAMESPACE/REVISION\""),
+        "{stdout}"
+    );
     assert_eq!(code, 1, "a failing metric exits 1");
 }

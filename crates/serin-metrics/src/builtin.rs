@@ -90,6 +90,31 @@ histogram_quantile(0.99,
 ) * 1000
 "#;
 
+/// Where a query set finds a revision's series: (what it means, a query template counting the
+/// revision's series that way). `serin check-metrics` runs them to say which one answers.
+pub fn label_probes(set: QuerySet) -> &'static [(&'static str, &'static str)] {
+    match set {
+        QuerySet::Kourier => &[(
+            "envoy_cluster_name=\"NAMESPACE/REVISION\" on envoy_cluster_upstream_rq",
+            r#"count(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}/{{ route }}"})"#,
+        )],
+        QuerySet::QueueProxyOpenCensus => &[(
+            "namespace_name, revision_name on revision_request_count",
+            r#"count(revision_request_count{namespace_name="{{ namespace }}",revision_name="{{ route }}"})"#,
+        )],
+        QuerySet::QueueProxyOtel => &[
+            (
+                "k8s_namespace_name, kn_revision_name on target_info, joined on (job, instance)",
+                r#"count(kn_serving_invocation_duration_seconds_count * on (job, instance) group_left (kn_revision_name) target_info{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"})"#,
+            ),
+            (
+                "k8s_namespace_name, kn_revision_name promoted onto kn_serving_invocation_duration_seconds_count",
+                r#"count(kn_serving_invocation_duration_seconds_count{k8s_namespace_name="{{ namespace }}",kn_revision_name="{{ route }}"})"#,
+            ),
+        ],
+    }
+}
+
 /// The query template of a built-in metric, or `None` for custom metrics.
 pub fn builtin_query(kind: MetricKind, set: QuerySet) -> Option<&'static str> {
     Some(match (kind, set) {

@@ -22,7 +22,7 @@ pub mod providers;
 mod query;
 mod template;
 
-pub use builtin::{QuerySet, builtin_query};
+pub use builtin::{QuerySet, builtin_query, label_probes};
 pub use prometheus::{
     Auth, POST_ABOVE, PrometheusConfig, PrometheusProvider, ProviderError, install_crypto_provider, parse_response,
 };
