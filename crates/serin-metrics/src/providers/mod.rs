@@ -6,6 +6,8 @@
 //! rows, a Datadog point whose value is null), Serin reports no data instead: never a passing
 //! check from nothing.
 
+mod aws;
+mod cloudwatch;
 mod datadog;
 mod dynatrace;
 mod externalmetrics;
@@ -26,6 +28,8 @@ use std::{
 
 use crate::{Auth, MetricsProvider, PrometheusConfig, PrometheusProvider, ProviderError};
 
+pub use aws::{AwsCredentials, CredentialSource, Scope, sign_v4};
+pub use cloudwatch::CloudWatchProvider;
 pub use datadog::DatadogProvider;
 pub use dynatrace::DynatraceProvider;
 pub use externalmetrics::ExternalMetricsProvider;
@@ -153,6 +157,7 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn MetricsProv
         "influxdb" => Arc::new(InfluxdbProvider::new(settings)?),
         "externalmetrics" => Arc::new(ExternalMetricsProvider::new(settings)?),
         "keptn" => Arc::new(KeptnProvider::new(settings)?),
+        "cloudwatch" => Arc::new(CloudWatchProvider::new(settings)?),
         other if PROVIDER_TYPES.contains(&other) => {
             return Err(ProviderError::Config(format!(
                 "provider {other} is not supported by Serin yet: every check using it fails"
