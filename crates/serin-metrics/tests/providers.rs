@@ -241,3 +241,42 @@ fn missing_settings_are_refused_with_flaggers_messages() {
         assert!(err.contains(expected), "{}: {err}", s.kind);
     }
 }
+
+#[tokio::test]
+async fn splunk() {
+    let value = "event: control-message\ndata: {\"event\":\"STREAM_START\"}\n\nevent: data\ndata: {\"logicalTimestampMs\":1700000000000,\"data\":[{\"tsId\":\"AAAA\",\"value\":3.0}]}\n\nevent: data\ndata: {\"logicalTimestampMs\":1700000060000,\"data\":[{\"tsId\":\"AAAA\",\"value\":4.5}]}\n\nevent: control-message\ndata: {\"event\":\"END_OF_CHANNEL\"}\n\n";
+    let empty = "event: control-message\ndata: {\"event\":\"END_OF_CHANNEL\"}\n\n";
+    let (results, stub) = replay(
+        "splunk",
+        &[("sf_token_key", "sf-token")],
+        "data('demo.trans.latency', filter=filter('app', 'podinfo')).mean().publish()",
+        value,
+        empty,
+        (401, r#"{"message":"Unauthorized"}"#),
+    )
+    .await;
+    assert_outcomes(&results, 4.5, 401);
+    let seen = &stub.seen()[0];
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("POST", "/v2/signalflow/execute")
+    );
+    assert_eq!(seen.headers["x-sf-token"], "sf-token");
+    assert_eq!(seen.headers["content-type"], "text/plain");
+    assert_eq!(
+        seen.body,
+        "data('demo.trans.latency', filter=filter('app', 'podinfo')).mean().publish()"
+    );
+    assert_eq!(seen.query["immediate"], "true");
+    let (start, stop): (u64, u64) = (
+        seen.query["start"].parse().expect("start"),
+        seen.query["stop"].parse().expect("stop"),
+    );
+    assert!(within_a_second_of_now(stop / 1000));
+    assert_eq!(stop - start, 600_000, "ten metric intervals, in ms");
+
+    let two = "event: data\ndata: {\"data\":[{\"tsId\":\"A\",\"value\":1},{\"tsId\":\"B\",\"value\":2}]}\n\n";
+    let multiple = stub::stub(&[(200, two)]).await;
+    let provider = build_provider(&settings("splunk", &multiple.url, &[("sf_token_key", "t")])).expect("provider");
+    assert!(matches!(provider.query("x").await, Err(QueryError::BadAnswer(m)) if m.contains("multiple values")));
+}

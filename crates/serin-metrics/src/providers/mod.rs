@@ -17,6 +17,7 @@ mod influxdb;
 mod keptn;
 mod kube;
 mod newrelic;
+mod splunk;
 
 use std::{
     collections::BTreeMap,
@@ -38,6 +39,7 @@ pub use influxdb::InfluxdbProvider;
 pub use keptn::KeptnProvider;
 pub use kube::KubeAccess;
 pub use newrelic::NewRelicProvider;
+pub use splunk::SplunkProvider;
 
 /// Provider types Flagger knows, in its factory's order. Those Serin does not run yet are
 /// refused by [`build_provider`] with a message that says so.
@@ -158,6 +160,7 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn MetricsProv
         "externalmetrics" => Arc::new(ExternalMetricsProvider::new(settings)?),
         "keptn" => Arc::new(KeptnProvider::new(settings)?),
         "cloudwatch" => Arc::new(CloudWatchProvider::new(settings)?),
+        "splunk" => Arc::new(SplunkProvider::new(settings)?),
         other if PROVIDER_TYPES.contains(&other) => {
             return Err(ProviderError::Config(format!(
                 "provider {other} is not supported by Serin yet: every check using it fails"
