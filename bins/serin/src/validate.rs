@@ -113,7 +113,7 @@ fn query_problems(canary: &Canary) -> Vec<String> {
 
 /// Every Secret key a provider reads: stands in for a Secret that is not in the file, whose keys
 /// cannot be checked.
-const ANY_SECRET_KEYS: [&str; 9] = [
+const ANY_SECRET_KEYS: [&str; 11] = [
     "token",
     "username",
     "password",
@@ -123,6 +123,8 @@ const ANY_SECRET_KEYS: [&str; 9] = [
     "newrelic_account_id",
     "newrelic_query_key",
     "dynatrace_token",
+    "sf_token_key",
+    "project",
 ];
 
 /// The keys of the Secrets in a file, by `namespace/name`.

@@ -18,6 +18,7 @@ mod keptn;
 mod kube;
 mod newrelic;
 mod splunk;
+mod stackdriver;
 
 use std::{
     collections::BTreeMap,
@@ -40,9 +41,9 @@ pub use keptn::KeptnProvider;
 pub use kube::KubeAccess;
 pub use newrelic::NewRelicProvider;
 pub use splunk::SplunkProvider;
+pub use stackdriver::StackdriverProvider;
 
-/// Provider types Flagger knows, in its factory's order. Those Serin does not run yet are
-/// refused by [`build_provider`] with a message that says so.
+/// Provider types Flagger knows, in its factory's order; Serin runs every one.
 pub const PROVIDER_TYPES: [&str; 11] = [
     "prometheus",
     "datadog",
@@ -161,11 +162,7 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn MetricsProv
         "keptn" => Arc::new(KeptnProvider::new(settings)?),
         "cloudwatch" => Arc::new(CloudWatchProvider::new(settings)?),
         "splunk" => Arc::new(SplunkProvider::new(settings)?),
-        other if PROVIDER_TYPES.contains(&other) => {
-            return Err(ProviderError::Config(format!(
-                "provider {other} is not supported by Serin yet: every check using it fails"
-            )));
-        }
+        "stackdriver" => Arc::new(StackdriverProvider::new(settings)?),
         other => {
             return Err(ProviderError::Config(format!(
                 "unknown metrics provider {other:?} (known: {})",
