@@ -160,3 +160,16 @@ async fn irsa_credentials_come_from_sts_and_sign_with_their_session_token() {
     assert!(seen.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=ASIATEMP/"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_slow_answer_times_out() {
+    let stub = stub(&[(200, "{}")]).await;
+    *stub.state.answers.lock().expect("answers") = vec![(200, "{}".into(), std::time::Duration::from_secs(3))];
+    let mut s = settings(&stub.url);
+    s.timeout = Some(std::time::Duration::from_millis(200));
+    let provider = CloudWatchProvider::with_credentials(&s, CredentialSource::Static(keys(None))).expect("provider");
+    assert_eq!(
+        provider.query(QUERY).await,
+        Err(QueryError::Timeout(std::time::Duration::from_millis(200)))
+    );
+}

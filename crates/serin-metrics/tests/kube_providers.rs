@@ -143,3 +143,16 @@ async fn a_keptn_analysis_that_never_completes_times_out_and_is_deleted() {
         "DELETE /apis/metrics.keptn.sh/v1beta1/namespaces/test/analyses/quality-abcde"
     );
 }
+
+#[tokio::test]
+async fn a_slow_api_server_times_out() {
+    let stub = stub(&[(200, r#"{"items":[{"value":"1"}]}"#)]).await;
+    *stub.state.answers.lock().expect("answers") = vec![(200, r#"{"items":[]}"#.into(), Duration::from_secs(3))];
+    let mut s = settings("externalmetrics", &stub.url);
+    s.timeout = Some(Duration::from_millis(200));
+    let provider = build_provider(&s).expect("provider");
+    assert_eq!(
+        provider.query("rps").await,
+        Err(QueryError::Timeout(Duration::from_millis(200)))
+    );
+}

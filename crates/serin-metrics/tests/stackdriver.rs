@@ -102,3 +102,44 @@ fn a_project_is_required_as_in_flagger() {
         .unwrap_or_default();
     assert_eq!(err, "stackdriver credentials does not contain a project id");
 }
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_a_refused_token_is_an_error() {
+    let tokens = stub(&[(
+        401,
+        r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+    )])
+    .await;
+    let monitoring = stub(&[(200, "{}")]).await;
+    let key = serde_json::json!({
+        "client_email": "serin@project.iam.gserviceaccount.com",
+        "private_key": test_key(), "token_uri": format!("{}/token", tokens.url),
+    });
+    let mut settings = ProviderSettings::new("stackdriver");
+    settings.address = Some(monitoring.url.clone());
+    settings.secret = Some(
+        [
+            ("project".to_owned(), "p".to_owned()),
+            ("serviceAccountKey".to_owned(), key.to_string()),
+        ]
+        .into(),
+    );
+    let provider = build_provider(&settings).expect("provider");
+    let refused = provider.query("fetch x").await;
+    assert!(
+        matches!(&refused, Err(QueryError::Status { status: 401, body }) if body.contains("cannot get a Google access token")),
+        "{refused:?}"
+    );
+    *tokens.state.answers.lock().expect("answers") = vec![(
+        200,
+        r#"{"access_token":"t","expires_in":3600}"#.into(),
+        std::time::Duration::ZERO,
+    )];
+    *monitoring.state.answers.lock().expect("answers") = vec![(200, "{}".into(), std::time::Duration::from_secs(3))];
+    settings.timeout = Some(std::time::Duration::from_millis(200));
+    let slow = build_provider(&settings).expect("provider");
+    assert_eq!(
+        slow.query("fetch x").await,
+        Err(QueryError::Timeout(std::time::Duration::from_millis(200)))
+    );
+}
