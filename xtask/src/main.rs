@@ -81,6 +81,8 @@ fn e2e(root: &Path) -> anyhow::Result<()> {
             "e2e_faults",
             "--test",
             "e2e_crashes",
+            "--test",
+            "e2e_alerts",
         ],
         &[],
     )

@@ -6,9 +6,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use serin_alerts::{DispatcherConfig, Target};
 use serin_knative::{KnativeCache, KnativeRouter};
 use serin_metrics::{PrometheusConfig, PrometheusProvider, QuerySet};
-use serin_reconciler::{Config, Context, leader, serve};
+use serin_reconciler::{Config, Context, alerting::Alerting, leader, serve};
 use serin_webhook::{EventSink, HttpWebhookClient};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -30,6 +31,30 @@ struct Cli {
     /// PEM bundle of the CA that signed `--metrics-server`'s certificate (besides the system's).
     #[arg(long, env = "SERIN_METRICS_SERVER_CA")]
     metrics_server_ca: Option<std::path::PathBuf>,
+    /// Slack incoming webhook for Canaries without `analysis.alerts` (Flagger's global notifier).
+    #[arg(long, env = "SLACK_URL")]
+    slack_url: Option<String>,
+    /// Bearer token sent to the Slack URL.
+    #[arg(long, env = "SLACK_TOKEN")]
+    slack_token: Option<String>,
+    /// Proxy for the Slack URL.
+    #[arg(long, env = "SLACK_PROXY_URL")]
+    slack_proxy_url: Option<String>,
+    /// Slack user name.
+    #[arg(long, env = "SLACK_USER", default_value = "flagger")]
+    slack_user: String,
+    /// Slack channel (default `general`; Flagger sends nothing without one).
+    #[arg(long, env = "SLACK_CHANNEL")]
+    slack_channel: Option<String>,
+    /// Microsoft Teams webhook (connector or Workflows) instead of Slack.
+    #[arg(long, env = "MSTEAMS_URL")]
+    msteams_url: Option<String>,
+    /// Proxy for the Teams URL.
+    #[arg(long, env = "MSTEAMS_PROXY_URL")]
+    msteams_proxy_url: Option<String>,
+    /// Cluster name added to every alert.
+    #[arg(long, env = "CLUSTER_NAME")]
+    cluster_name: Option<String>,
     /// Watch only this namespace (default: all).
     #[arg(long, env = "SERIN_NAMESPACE")]
     namespace: Option<String>,
@@ -137,7 +162,10 @@ async fn main() -> anyhow::Result<()> {
         prometheus,
         config,
     )
-    .with_knative_cache(cache_writer);
+    .with_knative_cache(cache_writer)
+    .with_alerting(
+        Alerting::new(DispatcherConfig::default(), global_notifier(&cli)?).with_cluster_name(cli.cluster_name.clone()),
+    );
     let (sink, _events_task) = EventSink::spawn(webhooks, 1024);
     ctx.event_sink = Some(sink);
     ctx.event_webhook = cli.event_webhook.clone();
@@ -166,4 +194,23 @@ async fn main() -> anyhow::Result<()> {
     serin_reconciler::run(ctx, stop).await;
     tracing::info!("serin-controller stopped");
     Ok(())
+}
+
+/// Flagger's global notifier: Teams when `--msteams-url` is set, else Slack when `--slack-url` is.
+fn global_notifier(cli: &Cli) -> anyhow::Result<Option<Target>> {
+    let (kind, url, proxy) = match (&cli.msteams_url, &cli.slack_url) {
+        (Some(url), _) => ("msteams", url, cli.msteams_proxy_url.as_deref()),
+        (None, Some(url)) => ("slack", url, cli.slack_proxy_url.as_deref()),
+        (None, None) => return Ok(None),
+    };
+    let mut target = Target::new(kind, "global", url)
+        .and_then(|t| t.with_proxy(proxy))
+        .with_context(|| format!("--{kind}-url"))?;
+    target.token = cli.slack_token.clone().filter(|_| kind == "slack");
+    target.username = cli.slack_user.clone();
+    if let Some(channel) = &cli.slack_channel {
+        target.channel = channel.clone();
+    }
+    tracing::info!(provider = kind, "global alert notifier enabled");
+    Ok(Some(target))
 }

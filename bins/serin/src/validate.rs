@@ -46,7 +46,8 @@ pub fn run(files: &[PathBuf]) -> anyhow::Result<bool> {
                             for w in v.warnings {
                                 eprintln!("{name}: Canary {id}: warning: {w}");
                             }
-                            let problems = query_problems(&canary);
+                            let mut problems = query_problems(&canary);
+                            problems.extend(alert_problems(&canary, &text));
                             for p in &problems {
                                 println!("{name}: Canary {id}: {p}");
                             }
@@ -78,6 +79,71 @@ pub fn run(files: &[PathBuf]) -> anyhow::Result<bool> {
         }
     }
     Ok(all_valid)
+}
+
+/// A Canary's alert references, checked against the AlertProviders (and their Secrets) in the
+/// same file; a file without AlertProviders is not checked (they may be installed elsewhere).
+fn alert_problems(canary: &Canary, text: &str) -> Vec<String> {
+    let docs = serde_saphyr::from_multiple::<serde_json::Value>(text).unwrap_or_default();
+    let id = |d: &serde_json::Value| {
+        format!(
+            "{}/{}",
+            d.pointer("/metadata/namespace")
+                .and_then(|v| v.as_str())
+                .unwrap_or("default"),
+            d.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default()
+        )
+    };
+    let providers: Vec<&serde_json::Value> = docs.iter().filter(|d| d["kind"] == "AlertProvider").collect();
+    if providers.is_empty() {
+        return Vec::new();
+    }
+    let namespace = canary.metadata.namespace.as_deref().unwrap_or("default");
+    let alerts = canary.spec.analysis.iter().flat_map(|a| a.alerts.iter()).enumerate();
+    let mut problems = Vec::new();
+    for (i, alert) in alerts {
+        let wanted = format!(
+            "{}/{}",
+            alert
+                .provider_ref
+                .namespace
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(namespace),
+            alert.provider_ref.name
+        );
+        let path = format!("spec.analysis.alerts[{i}].providerRef");
+        let Some(provider) = providers.iter().find(|p| id(p) == wanted) else {
+            problems.push(format!("{path}: AlertProvider {wanted} is not in the file"));
+            continue;
+        };
+        let spec = &provider["spec"];
+        let kind = spec["type"].as_str().unwrap_or_default();
+        let address = match spec.pointer("/secretRef/name").and_then(|n| n.as_str()) {
+            Some(secret) => {
+                let secret_id = format!("{}/{secret}", wanted.split('/').next().unwrap_or_default());
+                match docs.iter().find(|d| d["kind"] == "Secret" && id(d) == secret_id) {
+                    // Not in the file: its address cannot be checked.
+                    None => continue,
+                    Some(s) if s["data"].get("address").is_some() => continue,
+                    Some(s) => match s["stringData"]["address"].as_str() {
+                        Some(a) => a.to_owned(),
+                        None => {
+                            problems.push(format!(
+                                "{path}: AlertProvider {wanted}: secret does not contain an address"
+                            ));
+                            continue;
+                        }
+                    },
+                }
+            }
+            None => spec["address"].as_str().unwrap_or_default().to_owned(),
+        };
+        if let Err(e) = serin_alerts::Target::new(kind, &wanted, &address) {
+            problems.push(format!("{path}: AlertProvider {wanted}: {e}"));
+        }
+    }
+    problems
 }
 
 /// Values to render queries with: what the controller fills in, with placeholder revisions.

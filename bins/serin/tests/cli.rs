@@ -201,3 +201,31 @@ fn check_metrics_runs_a_template_of_another_provider_with_its_secret_from_the_fi
         "{heads}"
     );
 }
+
+#[test]
+fn validate_checks_alert_references_against_the_alert_providers_in_the_file() {
+    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    let with_alerts = seed.replacen(
+        "    metrics:\n",
+        "    alerts:\n    - name: on-call\n      severity: error\n      providerRef:\n        name: on-call\n    - name: elsewhere\n      providerRef:\n        name: missing\n    metrics:\n",
+        1,
+    );
+    assert_ne!(with_alerts, seed);
+    let provider = "---\napiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata:\n  name: on-call\n  namespace: test\nspec:\n  type: slack\n  address: not-a-url\n";
+    let path = temp_file("alerts.yaml", &format!("{with_alerts}{provider}"));
+    let file = path.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = serin(&["validate", &file]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "{file}: Canary test/podinfo: spec.analysis.alerts[0].providerRef: AlertProvider test/on-call: invalid Slack hook URL"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{file}: Canary test/podinfo: spec.analysis.alerts[1].providerRef: AlertProvider test/missing is not in the file"
+        )),
+        "{stdout}"
+    );
+}

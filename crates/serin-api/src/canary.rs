@@ -150,10 +150,9 @@ pub struct CanaryAnalysis {
     /// Webhooks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<CanaryWebhook>,
-    /// Alerts (accepted; Serin sends them as events).
+    /// Alerts: which AlertProviders hear about this Canary, from which severity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "schema::any_object_list")]
-    pub alerts: Vec<Value>,
+    pub alerts: Vec<crate::CanaryAlert>,
 }
 
 /// `spec.analysis.metrics[]`.

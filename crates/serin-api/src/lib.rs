@@ -15,6 +15,7 @@
 //! - [`canaries_in`]: Canaries from multi-document YAML.
 //! - [`crd_documents`]: the CRDs as YAML, for `deploy/crds/`.
 
+mod alert;
 mod canary;
 mod documents;
 mod schema;
@@ -22,6 +23,7 @@ mod status;
 mod template;
 mod validate;
 
+pub use alert::{AlertProvider, AlertProviderSpec, CanaryAlert};
 pub use canary::{
     Canary, CanaryAnalysis, CanaryMetric, CanarySpec, CanaryThresholdRange, CanaryWebhook, CrossNamespaceRef, TargetRef,
 };
@@ -41,6 +43,10 @@ pub fn crd_documents() -> Result<Vec<(&'static str, String)>, serde_saphyr::Seri
         (
             "metrictemplates.flagger.app.yaml",
             serde_saphyr::to_string(&MetricTemplate::crd())?,
+        ),
+        (
+            "alertproviders.flagger.app.yaml",
+            serde_saphyr::to_string(&AlertProvider::crd())?,
         ),
     ])
 }

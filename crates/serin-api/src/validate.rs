@@ -227,11 +227,19 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
             format!("{server:?} is not an http(s) URL: every built-in metric and inline query check will fail"),
         );
     }
-    if !analysis.alerts.is_empty() {
-        c.warn(
-            "spec.analysis.alerts",
-            "alert providers are not implemented: Serin reports through Kubernetes events and event webhooks",
-        );
+    for (i, alert) in analysis.alerts.iter().enumerate() {
+        if !matches!(alert.severity.as_deref(), None | Some("" | "info" | "warn" | "error")) {
+            c.error(
+                format!("spec.analysis.alerts[{i}].severity"),
+                format!(
+                    "{:?} is not info, warn or error",
+                    alert.severity.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        if alert.provider_ref.name.is_empty() {
+            c.error(format!("spec.analysis.alerts[{i}].providerRef.name"), "is required");
+        }
     }
     if !c.problems.is_empty() {
         return Err(InvalidCanary { problems: c.problems });

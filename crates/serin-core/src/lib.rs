@@ -15,6 +15,7 @@
 //! - [`sim`]: a simulated world with a virtual clock.
 //! - [`flagger`]: Flagger's revision hashes, read when adopting a Canary Flagger managed.
 //! - [`schedule`]: the schedule of a plan and the estimated promotion time, computed by simulation.
+//! - [`alerts`]: which alerts a decision raises (Flagger's messages and severities).
 //!
 //! # Embedding
 //! ```
@@ -31,6 +32,7 @@
 
 mod action;
 mod adopt;
+mod alerts;
 mod detect;
 mod engine;
 pub mod flagger;
@@ -45,6 +47,7 @@ mod status;
 mod time;
 
 pub use action::{Action, CheckVerdict, Decision, Event, Explanation, Severity, TrafficSplit, Verdict};
+pub use alerts::{Alert, AlertSeverity, alerts};
 pub use engine::{Step, finalize, step};
 pub use flagger::FlaggerRecord;
 pub use judge::{Judgement, judge};

@@ -161,6 +161,8 @@ pub struct Context {
     pub store: OnceLock<Store<Canary>>,
     /// Canaries by target Service.
     pub targets: Arc<TargetIndex>,
+    /// Alert delivery (`analysis.alerts` and the global notifier); `None`: no alerts are sent.
+    pub alerting: Option<crate::alerting::Alerting>,
     /// Providers (`metricsServer`s and MetricTemplates) by their settings.
     providers: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
     knative_cache: Mutex<Option<KnativeCacheWriter>>,
@@ -189,9 +191,16 @@ impl Context {
             clock: wall_clock(),
             store: OnceLock::new(),
             targets: Arc::new(TargetIndex::default()),
+            alerting: None,
             providers: Mutex::new(HashMap::new()),
             knative_cache: Mutex::new(None),
         }
+    }
+
+    /// Sends alerts through `alerting`.
+    pub fn with_alerting(mut self, alerting: crate::alerting::Alerting) -> Self {
+        self.alerting = Some(alerting);
+        self
     }
 
     /// Fills these caches from the controller's Service and Revision watches (give the matching

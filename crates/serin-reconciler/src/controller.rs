@@ -86,6 +86,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let (by_service, index_s) = (store.clone(), ctx.targets.clone());
     let (by_revision, index_r) = (store.clone(), ctx.targets.clone());
     tokio::spawn(count_canaries(store.clone(), ctx.metrics.clone()));
+    tokio::spawn(crate::alerting::report_deliveries(ctx.clone()));
     // The watches fill the router's caches when it reads them; otherwise they only trigger.
     let watches = serin_knative::watches::watches(&client, ctx.config.namespace.as_deref(), ctx.take_knative_cache());
     controller

@@ -27,12 +27,14 @@
 //! - reconcile.rs: one reconcile (`reconcile`, `error_policy`) and the execution of its actions.
 //! - status.rs: the Canary's status from a decision, written as a minimal merge patch.
 //! - notify.rs: events, event webhooks and post-rollout hooks.
+//! - [`alerting`]: alerts to AlertProviders or the global notifier, through `serin-alerts`' queue.
 //! - finalizer.rs: `revertOnDeletion` (the finalizer and the release of the target).
 //! - [`serve`]: the admin endpoints, the stop signal and leader election for a controller process.
 //! - checks.rs: metric queries and webhook calls for a `CheckRequest`.
 //! - [`Context`], [`Config`]: shared state and settings.
 //! - [`events::EventRecorder`], [`metrics::ControllerMetrics`].
 
+pub mod alerting;
 mod checks;
 mod context;
 mod controller;
@@ -57,6 +59,7 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("flagger.app", "canaries/status", &["get", "patch", "update"]),
     ("flagger.app", "canaries/finalizers", &["update"]),
     ("flagger.app", "metrictemplates", &["get", "list", "watch"]),
+    ("flagger.app", "alertproviders", &["get"]),
     ("serving.knative.dev", "services", &["get", "list", "watch", "patch"]),
     ("serving.knative.dev", "revisions", &["get", "list", "watch"]),
     ("", "events", &["create", "patch"]),

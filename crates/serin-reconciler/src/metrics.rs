@@ -78,6 +78,15 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// Labels of `serin_alerts_sent_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// Provider type (`slack`, `msteams`, …).
+    pub provider: String,
+    /// `sent`, `failed` or `dropped`.
+    pub result: String,
+}
+
 /// Every metric of the controller.
 pub struct ControllerMetrics {
     registry: Registry,
@@ -103,6 +112,8 @@ pub struct ControllerMetrics {
     pub reconciles: Family<ResultLabels, Counter>,
     /// `serin_step_lag_seconds`: how late a due step ran (actual minus planned time).
     pub step_lag: Histogram,
+    /// `serin_alerts_sent_total`: alert deliveries by provider type and result.
+    pub alerts: Family<AlertLabels, Counter>,
 }
 
 impl Default for ControllerMetrics {
@@ -170,6 +181,12 @@ impl ControllerMetrics {
             "Actual minus planned time of analysis steps",
             step_lag.clone(),
         );
+        let alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "serin_alerts_sent",
+            "Alert deliveries by provider type and result",
+            alerts.clone(),
+        );
         ControllerMetrics {
             registry,
             info,
@@ -183,6 +200,7 @@ impl ControllerMetrics {
             failures,
             reconciles,
             step_lag,
+            alerts,
         }
     }
 

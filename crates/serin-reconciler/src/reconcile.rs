@@ -134,6 +134,8 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
     };
     execute(canary, ctx, &plan, &target, &decision).await?;
     write_status(canary, &api, &plan, &decision, &previous, now).await?;
+    // After the status is written: a step redone after a failed write raises no alert twice.
+    crate::alerting::raise(canary, ctx, &plan, &status, &decision).await;
     ctx.metrics.observe_status(
         &plan.target_name,
         &namespace,
