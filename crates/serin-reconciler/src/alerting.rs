@@ -118,10 +118,38 @@ fn short(e: &kube::Error) -> String {
     }
 }
 
-/// Raises the alerts of `decision` (made from `before`), after its status was written.
-pub(crate) async fn raise(canary: &Canary, ctx: &Context, plan: &Plan, before: &RolloutStatus, decision: &Decision) {
+/// The alerts of one decision, resolved to their targets before the status is written.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    jobs: Vec<Job>,
+    /// The `AlertsReady` condition (status, reason, message), when this step raised alerts.
+    pub(crate) condition: Option<(&'static str, &'static str, String)>,
+}
+
+impl Prepared {
+    /// Hands the jobs to the queue (after the status write: a step redone after a failed write
+    /// raises no alert twice).
+    pub(crate) fn dispatch(self, ctx: &Context) {
+        if let Some(alerting) = &ctx.alerting {
+            for job in self.jobs {
+                alerting.dispatcher.send(job);
+            }
+        }
+    }
+}
+
+/// Which alerts `decision` (made from `before`) raises, to whom; unreadable providers or
+/// Secrets become a Warning event each and `AlertsReady=False`.
+pub(crate) async fn prepare(
+    canary: &Canary,
+    ctx: &Context,
+    plan: &Plan,
+    before: &RolloutStatus,
+    decision: &Decision,
+) -> Prepared {
+    let mut prepared = Prepared::default();
     let Some(alerting) = &ctx.alerting else {
-        return;
+        return prepared;
     };
     let events: Vec<Event> = decision
         .actions
@@ -142,7 +170,7 @@ pub(crate) async fn raise(canary: &Canary, ctx: &Context, plan: &Plan, before: &
         })
         .collect();
     if alerts.is_empty() {
-        return;
+        return prepared;
     }
     let namespace = canary.namespace().unwrap_or_default();
     let subject = Subject {
@@ -157,16 +185,18 @@ pub(crate) async fn raise(canary: &Canary, ctx: &Context, plan: &Plan, before: &
         .unwrap_or_default();
     if subscriptions.is_empty() {
         if let Some(global) = &alerting.global {
-            for alert in alerts {
-                alerting.dispatcher.send(Job {
+            prepared.jobs = alerts
+                .into_iter()
+                .map(|alert| Job {
                     target: global.clone(),
                     subject: subject.clone(),
                     alert,
-                });
-            }
+                })
+                .collect();
         }
-        return;
+        return prepared;
     }
+    let mut problems = Vec::new();
     for subscription in subscriptions {
         let level = severity_of(subscription.severity.as_deref());
         let wanted: Vec<&Alert> = alerts.iter().filter(|a| level.receives(a.severity)).collect();
@@ -181,20 +211,28 @@ pub(crate) async fn raise(canary: &Canary, ctx: &Context, plan: &Plan, before: &
             .unwrap_or_else(|| namespace.clone());
         let name = &subscription.provider_ref.name;
         match resolve(ctx, &provider_ns, name).await {
-            Ok(target) => {
-                for alert in wanted {
-                    alerting.dispatcher.send(Job {
-                        target: target.clone(),
-                        subject: subject.clone(),
-                        alert: alert.clone(),
-                    });
-                }
-            }
+            Ok(target) => prepared.jobs.extend(wanted.into_iter().map(|alert| Job {
+                target: target.clone(),
+                subject: subject.clone(),
+                alert: alert.clone(),
+            })),
             Err(e) => {
-                warn(canary, ctx, format!("alert provider {name}.{provider_ns} error: {e}")).await;
+                let message = format!("alert provider {name}.{provider_ns} error: {e}");
+                warn(canary, ctx, message.clone()).await;
+                problems.push(message);
             }
         }
     }
+    prepared.condition = Some(if problems.is_empty() {
+        (
+            "True",
+            "ProvidersResolved",
+            "every alert provider of the Canary was found".to_owned(),
+        )
+    } else {
+        ("False", "ProviderError", problems.join("; "))
+    });
+    prepared
 }
 
 /// Counts deliveries and turns each one given up into a Warning event on its Canary.

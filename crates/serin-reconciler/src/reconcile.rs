@@ -133,9 +133,19 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         }
     };
     execute(canary, ctx, &plan, &target, &decision).await?;
-    write_status(canary, &api, &plan, &decision, &previous, now).await?;
+    let alerts = crate::alerting::prepare(canary, ctx, &plan, &status, &decision).await;
+    write_status(
+        canary,
+        &api,
+        &plan,
+        &decision,
+        &previous,
+        now,
+        alerts.condition.as_ref(),
+    )
+    .await?;
     // After the status is written: a step redone after a failed write raises no alert twice.
-    crate::alerting::raise(canary, ctx, &plan, &status, &decision).await;
+    alerts.dispatch(ctx);
     ctx.metrics.observe_status(
         &plan.target_name,
         &namespace,

@@ -18,8 +18,12 @@ pub(crate) async fn write_status(
     decision: &Decision,
     previous: &CanaryStatus,
     now: Time,
+    alerts: Option<&(&str, &str, String)>,
 ) -> Result<(), Error> {
     let mut status = previous.clone();
+    if let Some((state, reason, message)) = alerts {
+        status.set_condition("AlertsReady", state, reason, message, now);
+    }
     status.apply_rollout(&decision.status, &plan.target_kind, now);
     status.observed_generation = canary.metadata.generation;
     let phase = decision.status.phase;
