@@ -337,6 +337,9 @@ pub async fn rollout(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let phase = observer.wait_phase(&["Succeeded", "Failed"], limit).await?;
+    // The poll that saw the final phase listed the events before reading the Canary; the
+    // events recorded just before that status write are read now.
+    observer.poll().await?;
     check_splits(&observer.splits, 50).map_err(|e| anyhow::anyhow!(e))?;
     Ok((phase, observer.events[before..].to_vec()))
 }
