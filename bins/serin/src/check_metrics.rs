@@ -172,12 +172,7 @@ fn template_settings(
     settings.region = provider.region.clone();
     settings.insecure_skip_verify = provider.insecure_skip_verify.unwrap_or(false);
     settings.interval = interval;
-    settings.headers = provider
-        .headers
-        .iter()
-        .flatten()
-        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
-        .collect();
+    settings.headers = provider.header_pairs();
     if let Some(r) = &provider.secret_ref {
         let secret = docs
             .iter()

@@ -50,6 +50,17 @@ pub struct MetricProvider {
     pub region: Option<String>,
 }
 
+impl MetricProvider {
+    /// `headers` as (name, value) pairs, one per value, in order.
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .flatten()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+            .collect()
+    }
+}
+
 /// A Secret in the template's namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SecretRef {

@@ -188,24 +188,16 @@ impl MetricsProvider for PrometheusProvider {
             if e.is_timeout() {
                 QueryError::Timeout(self.config.timeout)
             } else {
-                QueryError::Transport(chain(&e))
+                QueryError::Transport(crate::providers::error_chain(&e))
             }
         })?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| QueryError::Transport(chain(&e)))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| QueryError::Transport(crate::providers::error_chain(&e)))?;
         parse_response(status, &body)
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Interprets Prometheus' answer to an instant query.

@@ -152,12 +152,7 @@ async fn template_provider(
     settings.insecure_skip_verify = provider.insecure_skip_verify.unwrap_or(false);
     settings.region = provider.region.clone();
     settings.interval = interval;
-    settings.headers = provider
-        .headers
-        .iter()
-        .flatten()
-        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
-        .collect();
+    settings.headers = provider.header_pairs();
     if let Some(secret_ref) = &provider.secret_ref {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
         let secret = secrets

@@ -37,7 +37,7 @@ pub struct CloudWatchProvider {
 }
 
 impl CloudWatchProvider {
-    /// Needs `region`; credentials come from the environment (see [`super::aws`]) and are
+    /// Needs `region`; credentials come from the environment (see [`CredentialSource::from_env`]) and are
     /// looked for when a query runs, as the SDKs do.
     pub fn new(settings: &ProviderSettings) -> Result<Self, ProviderError> {
         let region = settings.region.clone().unwrap_or_default();

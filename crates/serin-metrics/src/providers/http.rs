@@ -62,7 +62,8 @@ pub(crate) fn quote(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(QUOTE_LIMIT)]).into_owned()
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, `: `-separated.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -36,6 +36,7 @@ pub use datadog::DatadogProvider;
 pub use dynatrace::DynatraceProvider;
 pub use externalmetrics::ExternalMetricsProvider;
 pub use graphite::GraphiteProvider;
+pub(crate) use http::chain as error_chain;
 pub use influxdb::InfluxdbProvider;
 pub use keptn::KeptnProvider;
 pub use kube::KubeAccess;
