@@ -9,7 +9,12 @@
 //! - `serin check-metrics FILE --prometheus URL --canary-revision REV`: runs the Canary's metric
 //!   queries once and prints values, bounds and verdicts.
 //!
-//! It reads files and, for `check-metrics`, queries Prometheus; it never talks to a cluster.
+//! - `serin get canaries [-n NS | -A]`, `serin get canary NAME [-o json]`: a cluster's
+//!   Canaries, through kubeconfig as kubectl finds it.
+//! - `serin pause NAME`, `serin resume NAME`: `spec.suspend`.
+//!
+//! `validate`, `plan` and `check-metrics` read files (and Prometheus); `get`, `pause` and
+//! `resume` talk to the cluster of the current kubeconfig context.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -17,6 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serin_metrics::QuerySet;
 
 mod check_metrics;
+mod cluster;
 mod plan;
 mod validate;
 
@@ -52,6 +58,25 @@ enum Command {
         #[arg(long, default_value = "kourier")]
         query_set: QuerySet,
     },
+    /// Show Canaries in a cluster.
+    Get {
+        #[command(subcommand)]
+        what: Get,
+    },
+    /// Pause a Canary's rollout (`spec.suspend: true`).
+    Pause {
+        /// The Canary.
+        name: String,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
+    /// Resume a paused Canary (`spec.suspend: false`).
+    Resume {
+        /// The Canary.
+        name: String,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
     /// Print the rollout schedule of a Canary.
     Plan {
         /// A YAML file holding one Canary.
@@ -59,6 +84,29 @@ enum Command {
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+}
+
+/// What `serin get` shows.
+#[derive(Subcommand)]
+enum Get {
+    /// One line per Canary: phase, weight, revisions, failed checks, ETA.
+    Canaries {
+        /// Every namespace.
+        #[arg(long, short = 'A')]
+        all_namespaces: bool,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
+    /// One Canary: what it is doing and why (the last decision, its checks, conditions).
+    Canary {
+        /// The Canary.
+        name: String,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        access: cluster::Access,
     },
 }
 
@@ -74,7 +122,27 @@ pub enum Output {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     serin_metrics::install_crypto_provider();
+    let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let on_cluster = |work: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>| match runtime() {
+        Ok(rt) => rt.block_on(work).map(|()| true),
+        Err(e) => Err(anyhow::Error::from(e)),
+    };
     let result = match cli.command {
+        Command::Get {
+            what: Get::Canaries { all_namespaces, access },
+        } => cluster::check_scope(all_namespaces, &access)
+            .and_then(|()| on_cluster(Box::pin(async move { cluster::list(&access, all_namespaces).await }))),
+        Command::Get {
+            what: Get::Canary { name, output, access },
+        } => on_cluster(Box::pin(async move {
+            cluster::show(&access, &name, matches!(output, Output::Json)).await
+        })),
+        Command::Pause { name, access } => {
+            on_cluster(Box::pin(async move { cluster::suspend(&access, &name, true).await }))
+        }
+        Command::Resume { name, access } => {
+            on_cluster(Box::pin(async move { cluster::suspend(&access, &name, false).await }))
+        }
         Command::Validate { files } => validate::run(&files),
         Command::Plan { file, output } => plan::run(&file, output).map(|()| true),
         Command::CheckMetrics {

@@ -1,0 +1,114 @@
+//! `serin get`, `pause` and `resume` as a process against the API emulator, through a
+//! kubeconfig file as kubectl would use it.
+
+use std::{path::PathBuf, process::Command};
+
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+};
+use serin_api::Canary;
+use serin_sandbox::kube_api::KubeApi;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn serin(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_serin"))
+        .args(args)
+        .output()
+        .expect("serin runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A kubeconfig whose current context reaches `server` in namespace `test`.
+fn kubeconfig(server: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("serin-kubeconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("config");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {server}\ncontexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: me\n    namespace: test\ncurrent-context: sandbox\nusers:\n- name: me\n  user: {{}}\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pause_and_resume_work_through_a_kubeconfig() {
+    let api = KubeApi::start(0).await.expect("emulator");
+    let crd = std::fs::read_to_string(root().join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
+    api.install_crd(serde_saphyr::from_str(&crd).expect("yaml"))
+        .expect("install");
+    api.create_namespace("test");
+    let client = api.client().expect("client");
+    let canaries: Api<Canary> = Api::namespaced(client, "test");
+    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    let canary: Canary = serde_saphyr::from_str(&seed).expect("canary");
+    canaries.create(&PostParams::default(), &canary).await.expect("create");
+    let status = serde_json::json!({"status": {
+        "phase": "Progressing", "canaryWeight": 20, "failedChecks": 1,
+        "primaryRevision": "podinfo-00001", "canaryRevision": "podinfo-00002",
+        "estimatedPromotionAt": "2026-12-02T10:00:00Z",
+        "lastDecision": {"summary": "analysis passed; canary weight 20%", "checks": ["request-success-rate 99.9% (bound >= 99%) Pass"]},
+    }});
+    canaries
+        .patch_status("podinfo", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status");
+    let config = kubeconfig(&api.url());
+    let config = config.to_str().expect("utf-8 path");
+
+    let output = tokio::task::spawn_blocking({
+        let config = config.to_owned();
+        move || {
+            (
+                serin(&["get", "canaries", "--kubeconfig", &config]),
+                serin(&["get", "canary", "podinfo", "--kubeconfig", &config]),
+                serin(&["get", "canary", "missing", "--kubeconfig", &config]),
+                serin(&["get", "canaries", "-A", "-n", "test", "--kubeconfig", &config]),
+                serin(&["pause", "podinfo", "--kubeconfig", &config]),
+            )
+        }
+    })
+    .await
+    .expect("join");
+    let (list, one, missing, both, pause) = output;
+    assert_eq!(list.0, 0, "{list:?}");
+    let lines: Vec<&str> = list.1.lines().collect();
+    assert!(lines[0].starts_with("NAMESPACE  NAME     PHASE"), "{}", list.1);
+    assert!(
+        lines[1].contains("podinfo")
+            && lines[1].contains("Progressing")
+            && lines[1].contains("podinfo-00001 → podinfo-00002")
+            && lines[1].contains("1/15"),
+        "{}",
+        list.1
+    );
+    assert_eq!(one.0, 0, "{one:?}");
+    assert!(one.1.contains("  Weight:    20%\n"), "{}", one.1);
+    assert!(
+        one.1.contains("    request-success-rate 99.9% (bound >= 99%) Pass\n"),
+        "{}",
+        one.1
+    );
+    assert_eq!(
+        (missing.0, missing.2.trim()),
+        (1, "serin: Canary test/missing not found")
+    );
+    assert_eq!((both.0, both.2.trim()), (1, "serin: use either -A or -n, not both"));
+    assert_eq!(pause.0, 0, "{pause:?}");
+    assert_eq!(canaries.get("podinfo").await.expect("get").spec.suspend, Some(true));
+    let resume = tokio::task::spawn_blocking({
+        let config = config.to_owned();
+        move || serin(&["resume", "podinfo", "--kubeconfig", &config])
+    })
+    .await
+    .expect("join");
+    assert_eq!(resume.0, 0, "{resume:?}");
+    assert_eq!(canaries.get("podinfo").await.expect("get").spec.suspend, Some(false));
+}
