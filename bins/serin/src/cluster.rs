@@ -177,6 +177,46 @@ pub async fn show(access: &Access, name: &str, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
+/// One appendable line per change of a Canary's rollout: time, phase, weight, revisions,
+/// failed checks and the last decision.
+pub fn watch_line(s: &CanaryStatus, threshold: i64) -> String {
+    format!(
+        "{} {} weight {}% {} → {} failed {}/{threshold}: {}",
+        s.last_transition_time.as_deref().unwrap_or("-"),
+        s.phase.as_deref().unwrap_or("-"),
+        s.canary_weight.unwrap_or(0),
+        s.primary_revision.as_deref().unwrap_or("-"),
+        s.canary_revision.as_deref().unwrap_or("-"),
+        s.failed_checks.unwrap_or(0),
+        s.last_decision.as_ref().map_or("", |d| d.summary.as_str()),
+    )
+}
+
+/// `serin get canary NAME -w`: a line each time the rollout changes (a watch, not a poll),
+/// until interrupted.
+pub async fn watch(access: &Access, name: &str) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let (client, namespace) = access.connect().await?;
+    let api: Api<Canary> = Api::namespaced(client, &namespace);
+    api.get(name)
+        .await
+        .map_err(|e| explain(e, &format!("Canary {namespace}/{name}")))?;
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(api, config).applied_objects());
+    let mut last = String::new();
+    while let Some(canary) = stream.next().await {
+        let canary = canary.map_err(|e| anyhow::anyhow!("watch of Canary {namespace}/{name} failed: {e}"))?;
+        let threshold = canary.spec.analysis.as_ref().and_then(|a| a.threshold).unwrap_or(0);
+        let line = watch_line(&canary.status.clone().unwrap_or_default(), threshold);
+        if line != last {
+            println!("{line}");
+            last = line;
+        }
+    }
+    Ok(())
+}
+
 /// `serin pause` / `serin resume`: `spec.suspend`, as `kubectl patch` would set it.
 pub async fn suspend(access: &Access, name: &str, suspend: bool) -> anyhow::Result<()> {
     let (client, namespace) = access.connect().await?;

@@ -102,6 +102,9 @@ enum Get {
     Canary {
         /// The Canary.
         name: String,
+        /// Keep watching: one line each time the rollout changes.
+        #[arg(long, short = 'w')]
+        watch: bool,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
@@ -133,7 +136,18 @@ fn main() -> ExitCode {
         } => cluster::check_scope(all_namespaces, &access)
             .and_then(|()| on_cluster(Box::pin(async move { cluster::list(&access, all_namespaces).await }))),
         Command::Get {
-            what: Get::Canary { name, output, access },
+            what:
+                Get::Canary {
+                    name,
+                    watch: true,
+                    access,
+                    ..
+                },
+        } => on_cluster(Box::pin(async move { cluster::watch(&access, &name).await })),
+        Command::Get {
+            what: Get::Canary {
+                name, output, access, ..
+            },
         } => on_cluster(Box::pin(async move {
             cluster::show(&access, &name, matches!(output, Output::Json)).await
         })),

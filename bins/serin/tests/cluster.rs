@@ -30,7 +30,8 @@ fn serin(args: &[&str]) -> (i32, String, String) {
 fn kubeconfig(server: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("serin-kubeconfig-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("config");
+    // One file per emulator: tests run in parallel.
+    let path = dir.join(format!("config-{}", server.rsplit(':').next().unwrap_or("0")));
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {server}\ncontexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: me\n    namespace: test\ncurrent-context: sandbox\nusers:\n- name: me\n  user: {{}}\n"
     );
@@ -111,4 +112,62 @@ async fn get_pause_and_resume_work_through_a_kubeconfig() {
     .expect("join");
     assert_eq!(resume.0, 0, "{resume:?}");
     assert_eq!(canaries.get("podinfo").await.expect("get").spec.suspend, Some(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_w_prints_a_line_per_change_as_it_happens() {
+    use std::io::{BufRead, BufReader};
+    let api = KubeApi::start(0).await.expect("emulator");
+    let crd = std::fs::read_to_string(root().join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
+    api.install_crd(serde_saphyr::from_str(&crd).expect("yaml"))
+        .expect("install");
+    api.create_namespace("test");
+    let canaries: Api<Canary> = Api::namespaced(api.client().expect("client"), "test");
+    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    canaries
+        .create(&PostParams::default(), &serde_saphyr::from_str(&seed).expect("canary"))
+        .await
+        .expect("create");
+    let config = kubeconfig(&api.url());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_serin"))
+        .args(["get", "canary", "podinfo", "-w", "--kubeconfig"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serin -w");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |rx: &std::sync::mpsc::Receiver<String>| {
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a line within 10 s")
+    };
+    let first = next(&rx);
+    assert!(
+        first.starts_with("- - weight 0% - → - failed 0/15"),
+        "the current state first: {first}"
+    );
+    for (weight, summary) in [(10, "advanced to 10%"), (20, "advanced to 20%")] {
+        let status = serde_json::json!({"status": {"phase": "Progressing", "canaryWeight": weight, "canaryRevision": "podinfo-00002",
+            "primaryRevision": "podinfo-00001", "lastDecision": {"summary": summary}}});
+        canaries
+            .patch_status("podinfo", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("status");
+        let line = next(&rx);
+        assert!(
+            line.contains(&format!("Progressing weight {weight}% podinfo-00001 → podinfo-00002"))
+                && line.ends_with(summary),
+            "{line}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
