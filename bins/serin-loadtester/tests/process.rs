@@ -7,6 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::sync::atomic::Ordering;
+
 use support::{Running, free_port};
 
 fn start(port: u16, state: &std::path::Path) -> Running {
@@ -118,4 +120,22 @@ fn flaggers_tester_arguments_start_it_unchanged() {
         &dir.join("gates.json"),
     );
     assert_eq!(post(port, "/gate/check"), 403, "a closed gate, as in Flagger");
+}
+
+/// Here, not beside the other load tests: those saturate the CPU and would bend the rate.
+#[test]
+fn the_rate_limit_holds_within_ten_percent() {
+    let target = support::start_target(false, b"r");
+    // hey's -q is per worker: 2 workers × 10/s × 2 s = 40 requests.
+    support::run_load(&[
+        "-z",
+        "2s",
+        "-q",
+        "10",
+        "-c",
+        "2",
+        &format!("http://127.0.0.1:{}/", target.port),
+    ]);
+    let sent = target.seen.requests.load(Ordering::Relaxed);
+    assert!((36..=44).contains(&sent), "{sent} requests, expected 40 ± 10%");
 }
