@@ -74,15 +74,8 @@ impl MetricsProvider for DatadogProvider {
             ("from", from.to_string()),
             ("to", now.to_string()),
         ]);
-        let (status, body) = http::send(request, self.timeout).await?;
-        if status != 200 {
-            return Err(QueryError::Status {
-                status,
-                body: http::quote(&body),
-            });
-        }
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| QueryError::BadAnswer(format!("error unmarshaling result: {e}, '{}'", http::quote(&body))))?;
+        let body = http::send_ok(request, self.timeout).await?;
+        let answer: Answer = http::decode(&body)?;
         let point = answer.series.first().and_then(|s| s.pointlist.first());
         Ok(match point.and_then(|p| p.get(1).copied()) {
             Some(Some(v)) if v.is_nan() => QueryValue::NaN,
@@ -93,14 +86,8 @@ impl MetricsProvider for DatadogProvider {
     }
 
     async fn is_online(&self) -> Result<(), QueryError> {
-        let (status, body) = http::send(self.get("/api/v1/validate"), self.timeout).await?;
-        if status == 200 {
-            Ok(())
-        } else {
-            Err(QueryError::Status {
-                status,
-                body: http::quote(&body),
-            })
-        }
+        http::send_ok(self.get("/api/v1/validate"), self.timeout)
+            .await
+            .map(|_| ())
     }
 }

@@ -67,14 +67,7 @@ impl DynatraceProvider {
             .get(format!("{}{path}", self.address))
             .header("Authorization", &self.token)
             .query(query);
-        let (status, body) = http::send(request, self.timeout).await?;
-        if status != 200 {
-            return Err(QueryError::Status {
-                status,
-                body: http::quote(&body),
-            });
-        }
-        Ok(body)
+        http::send_ok(request, self.timeout).await
     }
 }
 
@@ -94,8 +87,7 @@ impl MetricsProvider for DynatraceProvider {
                 ],
             )
             .await?;
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| QueryError::BadAnswer(format!("error unmarshaling result: {e}, '{}'", http::quote(&body))))?;
+        let answer: Answer = http::decode(&body)?;
         let value = answer
             .result
             .first()

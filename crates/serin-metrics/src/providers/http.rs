@@ -57,6 +57,25 @@ pub(crate) async fn send(request: reqwest::RequestBuilder, timeout: Duration) ->
     Ok((status, body.to_vec()))
 }
 
+/// Sends a request that must be answered 200; the body, or the status with the body's start.
+pub(crate) async fn send_ok(request: reqwest::RequestBuilder, timeout: Duration) -> Result<Vec<u8>, QueryError> {
+    let (status, body) = send(request, timeout).await?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(QueryError::Status {
+            status,
+            body: quote(&body),
+        })
+    }
+}
+
+/// A JSON answer decoded, with Flagger's text when it is not what was expected.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, QueryError> {
+    serde_json::from_slice(body)
+        .map_err(|e| QueryError::BadAnswer(format!("error unmarshaling result: {e}, '{}'", quote(body))))
+}
+
 /// The start of a body, for error texts.
 pub(crate) fn quote(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(QUOTE_LIMIT)]).into_owned()

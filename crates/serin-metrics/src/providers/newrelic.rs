@@ -61,14 +61,7 @@ impl NewRelicProvider {
             .get(&self.endpoint)
             .header("X-Query-Key", &self.query_key)
             .query(&[("nrql", nrql)]);
-        let (status, body) = http::send(request, self.timeout).await?;
-        if status != 200 {
-            return Err(QueryError::Status {
-                status,
-                body: http::quote(&body),
-            });
-        }
-        Ok(body)
+        http::send_ok(request, self.timeout).await
     }
 }
 
@@ -76,8 +69,7 @@ impl NewRelicProvider {
 impl MetricsProvider for NewRelicProvider {
     async fn query(&self, query: &str) -> Result<QueryValue, QueryError> {
         let body = self.nrql(query).await?;
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| QueryError::BadAnswer(format!("error unmarshaling result: {e}, '{}'", http::quote(&body))))?;
+        let answer: Answer = http::decode(&body)?;
         Ok(match answer.results.as_slice() {
             [one] => one.result.map_or(QueryValue::NoData, QueryValue::Value),
             // Flagger requires exactly one result.

@@ -110,13 +110,7 @@ impl MetricsProvider for SplunkProvider {
             .header(reqwest::header::CONTENT_TYPE, "text/plain")
             .header("X-SF-Token", &self.token)
             .body(query.to_owned());
-        let (status, body) = http::send(request, self.timeout).await?;
-        if status != 200 {
-            return Err(QueryError::Status {
-                status,
-                body: http::quote(&body),
-            });
-        }
+        let body = http::send_ok(request, self.timeout).await?;
         let points = data_points(&String::from_utf8_lossy(&body))?;
         let mut series: Vec<&str> = points.iter().map(|(ts, _)| ts.as_str()).collect();
         series.sort_unstable();
@@ -136,13 +130,7 @@ impl MetricsProvider for SplunkProvider {
             .get(&self.validate)
             .query(&[("limit", "1")])
             .header("X-SF-Token", &self.token);
-        match http::send(request, self.timeout).await? {
-            (200, _) => Ok(()),
-            (status, body) => Err(QueryError::Status {
-                status,
-                body: http::quote(&body),
-            }),
-        }
+        http::send_ok(request, self.timeout).await.map(|_| ())
     }
 }
 
