@@ -2,39 +2,14 @@
 
 mod support;
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
 use std::sync::atomic::Ordering;
 
 use support::{Running, free_port};
 
 fn start(port: u16, state: &std::path::Path) -> Running {
-    start_with(port, &["--bind", "127.0.0.1", "--port", &port.to_string()], state)
-}
-
-/// Starts the loadtester with `args` (plus the state file) and waits until it listens on `port`.
-fn start_with(port: u16, args: &[&str], state: &std::path::Path) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
-        .args(args)
-        .arg("--state-file")
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start loadtester");
-    let running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "loadtester did not listen on {port} ({args:?})"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    running
+    support::start_at(port, &["--bind", "127.0.0.1", "--port", &port.to_string()], &[], state)
 }
 
 fn post(port: u16, path: &str) -> u16 {
@@ -107,7 +82,7 @@ fn flaggers_tester_arguments_start_it_unchanged() {
     let port = free_port();
     // Flagger's kustomize/tester arguments, plus what this test needs (loopback, a state file).
     let port_flag = format!("-port={port}");
-    let _running = start_with(
+    let _running = support::start_at(
         port,
         &[
             &port_flag,
@@ -117,6 +92,7 @@ fn flaggers_tester_arguments_start_it_unchanged() {
             "--bind",
             "127.0.0.1",
         ],
+        &[],
         &dir.join("gates.json"),
     );
     assert_eq!(post(port, "/gate/check"), 403, "a closed gate, as in Flagger");

@@ -37,15 +37,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts the loadtester server with `args` and `env` on a free port; waits until it listens.
-pub fn start_server(args: &[&str], env: &[(&str, &str)]) -> (Running, u16) {
-    let port = free_port();
-    let state = std::env::temp_dir().join(format!("serin-lt-state-{}-{port}.json", std::process::id()));
+/// Starts the loadtester with exactly `args`, `env` and `--state-file state`, and waits until
+/// it listens on `port`.
+pub fn start_at(port: u16, args: &[&str], env: &[(&str, &str)], state: &std::path::Path) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_serin-loadtester"))
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(args)
         .arg("--state-file")
-        .arg(&state)
+        .arg(state)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -54,10 +52,26 @@ pub fn start_server(args: &[&str], env: &[(&str, &str)]) -> (Running, u16) {
     let running = Running(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "loadtester did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "loadtester did not listen on {port} ({args:?})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    (running, port)
+    running
+}
+
+/// Starts the loadtester server with `args` and `env` on a free loopback port; waits until it
+/// listens.
+pub fn start_server(args: &[&str], env: &[(&str, &str)]) -> (Running, u16) {
+    let port = free_port();
+    let state = std::env::temp_dir().join(format!("serin-lt-state-{}-{port}.json", std::process::id()));
+    let port_text = port.to_string();
+    let all: Vec<&str> = ["--bind", "127.0.0.1", "--port", port_text.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    (start_at(port, &all, env, &state), port)
 }
 
 /// `serin-loadtester run ARGS`: its stdout, or the failure with stderr.
