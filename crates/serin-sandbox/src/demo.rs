@@ -92,32 +92,6 @@ impl Observer {
 
     /// One observation round.
     pub async fn poll(&mut self) -> anyhow::Result<Value> {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), "test");
-        let mut list = events
-            .list(&ListParams::default().fields("involvedObject.kind=Canary,involvedObject.name=podinfo"))
-            .await?
-            .items;
-        list.sort_by_key(|e| {
-            e.metadata
-                .resource_version
-                .clone()
-                .and_then(|rv| rv.parse::<u64>().ok())
-                .unwrap_or(0)
-        });
-        for e in list {
-            let key = format!(
-                "{}/{}",
-                e.metadata.name.clone().unwrap_or_default(),
-                e.count.unwrap_or(1)
-            );
-            if self.seen.insert(key) {
-                let message = e.message.clone().unwrap_or_default();
-                if !self.quiet {
-                    println!("  {:<8} Synced  serin  {message}", e.type_.clone().unwrap_or_default());
-                }
-                self.events.push(message);
-            }
-        }
         let canary = self.canary().await?;
         let row = format!(
             "{:<11} {:<9} {:<13} {:<8} {}",
@@ -157,6 +131,34 @@ impl Observer {
             .collect();
         if self.splits.last() != Some(&split) {
             self.splits.push(split);
+        }
+        // Events after the Canary: every event recorded before the status this read saw is in
+        // the list (the controller records a step's events before writing its status).
+        let events: Api<Event> = Api::namespaced(self.client.clone(), "test");
+        let mut list = events
+            .list(&ListParams::default().fields("involvedObject.kind=Canary,involvedObject.name=podinfo"))
+            .await?
+            .items;
+        list.sort_by_key(|e| {
+            e.metadata
+                .resource_version
+                .clone()
+                .and_then(|rv| rv.parse::<u64>().ok())
+                .unwrap_or(0)
+        });
+        for e in list {
+            let key = format!(
+                "{}/{}",
+                e.metadata.name.clone().unwrap_or_default(),
+                e.count.unwrap_or(1)
+            );
+            if self.seen.insert(key) {
+                let message = e.message.clone().unwrap_or_default();
+                if !self.quiet {
+                    println!("  {:<8} Synced  serin  {message}", e.type_.clone().unwrap_or_default());
+                }
+                self.events.push(message);
+            }
         }
         Ok(canary)
     }
@@ -337,9 +339,6 @@ pub async fn rollout(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let phase = observer.wait_phase(&["Succeeded", "Failed"], limit).await?;
-    // The poll that saw the final phase listed the events before reading the Canary; the
-    // events recorded just before that status write are read now.
-    observer.poll().await?;
     check_splits(&observer.splits, 50).map_err(|e| anyhow::anyhow!(e))?;
     Ok((phase, observer.events[before..].to_vec()))
 }
