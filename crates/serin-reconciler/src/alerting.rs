@@ -77,10 +77,7 @@ fn muted(canary: &Canary, alert: &Alert) -> bool {
 /// Resolves an AlertProvider (and its Secret) into a target; the error names no secret.
 async fn resolve(ctx: &Context, namespace: &str, name: &str) -> Result<Target, String> {
     let providers: Api<AlertProvider> = Api::namespaced(ctx.client.clone(), namespace);
-    let provider = providers.get(name).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 404 => "not found".to_owned(),
-        other => other.to_string(),
-    })?;
+    let provider = providers.get(name).await.map_err(|e| short(&e))?;
     let spec = &provider.spec;
     let mut address = spec.address.clone();
     let mut proxy = spec.proxy.clone();

@@ -78,15 +78,21 @@ fn rbac_covers_exactly_what_the_controller_uses() {
     assert_eq!(granted, declared, "the roles grant more than the controller declares");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_apply_k_deploy_knative_succeeds_against_the_emulator() {
-    if std::process::Command::new("kubectl")
+/// Whether kubectl can run here; says so when it cannot (the kubectl tests are then skipped).
+fn kubectl_installed() -> bool {
+    let installed = std::process::Command::new("kubectl")
         .args(["version", "--client"])
         .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+        .is_ok_and(|o| o.status.success());
+    if !installed {
         eprintln!("SKIPPED: kubectl is not installed");
+    }
+    installed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_k_deploy_knative_succeeds_against_the_emulator() {
+    if !kubectl_installed() {
         return;
     }
     let api = KubeApi::start(0).await.expect("start");
@@ -118,13 +124,7 @@ async fn kubectl_apply_k_deploy_knative_succeeds_against_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_k_the_two_loadtesters_succeeds_against_the_emulator() {
-    if std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        eprintln!("SKIPPED: kubectl is not installed");
+    if !kubectl_installed() {
         return;
     }
     let api = KubeApi::start(0).await.expect("start");
