@@ -102,6 +102,7 @@ fn plan() -> Plan {
             window: Duration::from_secs(60),
         }],
         webhooks: Vec::new(),
+        judge: Default::default(),
     }
 }
 

@@ -65,6 +65,11 @@ pub struct CanaryStatus {
     /// The last decision and its explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<LastDecision>,
+    /// The sequential judge's state (`judge.serin.dev/mode: sequential` or `shadow`): bounds,
+    /// counter snapshot, the per-tick count trace and its `summary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_object")]
+    pub judge: Option<serde_json::Value>,
 }
 
 /// A status condition.
@@ -153,6 +158,8 @@ impl CanaryStatus {
             next_step_at: t(&self.next_step_at),
             last_transition_at: t(&self.last_transition_time),
             flagger: self.flagger_record(),
+            // A judge state that does not read (written by another version) starts afresh.
+            judge: self.judge.clone().and_then(|v| serde_json::from_value(v).ok()),
         }
     }
 
@@ -191,6 +198,58 @@ impl CanaryStatus {
         self.last_transition_time = t(r.last_transition_at);
         let (status, message) = r.phase.promoted_condition(target_kind);
         self.set_condition("Promoted", status.as_str(), r.phase.as_str(), &message, now);
+        self.judge = r.judge.as_ref().and_then(|j| serde_json::to_value(j).ok());
+        if let Some(judge) = &r.judge {
+            self.set_judge_conditions(judge, now);
+        }
+    }
+
+    /// `Verified`, `NoMetrics` and `MetricsUnavailable`, from the sequential judge's state.
+    fn set_judge_conditions(&mut self, judge: &serin_core::JudgeState, now: Time) {
+        let (status, reason, message) = match judge.outcome.as_deref() {
+            Some("Verified") => ("True", "Verified", "every safety gate passed at max weight"),
+            Some("InsufficientTraffic") => (
+                "False",
+                "InsufficientTraffic",
+                "the deadline came before the canary had the traffic to be verified",
+            ),
+            Some("NotProvenSafe") => (
+                "False",
+                "NotProvenSafe",
+                "the canary was not proven safe by the deadline",
+            ),
+            Some("Regressed") => ("False", "Regressed", "the canary regressed against the primary"),
+            Some("NoMetrics") => ("False", "NoMetrics", "no request series for either revision"),
+            _ => ("Unknown", "CollectingEvidence", "the judge is collecting evidence"),
+        };
+        self.set_condition("Verified", status, reason, message, now);
+        let no_series = judge.ticks.is_empty() && judge.empty_readings >= 4;
+        let (status, message) = if no_series {
+            (
+                "True",
+                "the counters query found no series for either revision: check the query set and revision labels",
+            )
+        } else {
+            ("False", "request series found")
+        };
+        self.set_condition(
+            "NoMetrics",
+            status,
+            if no_series { "NoSeries" } else { "SeriesFound" },
+            message,
+            now,
+        );
+        let failing = judge.failed_readings >= 4;
+        let (status, reason, message) = if failing {
+            (
+                "True",
+                "QueryFailing",
+                "the counters could not be read for 4 ticks or more",
+            )
+        } else {
+            ("False", "QueryWorking", "the counters were read")
+        };
+        self.set_condition("MetricsUnavailable", status, reason, message, now);
     }
 
     /// Sets a condition, moving `lastTransitionTime` only when the status changes.
@@ -253,6 +312,22 @@ mod tests {
             next_step_at: Some(Time::from_millis(1_700_000_016_000)),
             last_transition_at: Some(Time::from_millis(1_700_000_015_000)),
             flagger: FlaggerRecord::default(),
+            judge: Some(serin_core::JudgeState {
+                baseline: true,
+                snapshot: [("c|n|gw-1".to_owned(), 120)].into(),
+                ticks: vec![serin_core::sequential::TickCounts {
+                    at: Time::from_millis(1_700_000_015_000),
+                    weight: 50,
+                    canary: serin_core::sequential::ArmCounts {
+                        requests: 120,
+                        errors: 1,
+                        ..Default::default()
+                    },
+                    primary: Default::default(),
+                }],
+                outcome: Some("Verified".into()),
+                ..Default::default()
+            }),
         };
         let mut status = CanaryStatus::default();
         status.apply_rollout(&rollout, "Service", Time::from_millis(1_700_000_015_000));

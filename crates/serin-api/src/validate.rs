@@ -258,6 +258,7 @@ pub fn validate(canary: &Canary) -> Result<Validated, InvalidCanary> {
             suspend: spec.suspend.unwrap_or(false),
             metrics,
             webhooks,
+            judge: serin_core::JudgeSettings::default(),
         },
         warnings: c.warnings,
     })

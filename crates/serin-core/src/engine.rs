@@ -14,6 +14,10 @@ use crate::{
 /// The answer of [`step`].
 #[must_use]
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one Step per engine call; boxing would only add an allocation"
+)]
 pub enum Step {
     /// Run these checks, add their outcomes to the observation, and call [`step`] again.
     Need(CheckRequest),
@@ -131,6 +135,7 @@ impl<'a> Tick<'a> {
         s.analysis_started_at = None;
         s.canary_unready_since = None;
         s.next_step_at = None;
+        s.judge = None;
     }
 
     pub(crate) fn due(&self) -> bool {
@@ -169,12 +174,20 @@ impl<'a> Tick<'a> {
             Some(_) if self.status.phase.is_active() => Phase::Progressing,
             Some(_) => self.status.phase,
         };
+        // The sequential judge reads its counters with the metrics, in the same round.
+        let counts =
+            (self.plan.judge.sequential_runs() && !metrics.is_empty() && self.obs.counts.is_none()).then(|| {
+                crate::CountsRequest {
+                    calibrate: self.status.judge.as_ref().is_none_or(|j| j.bounds.is_none()),
+                }
+            });
         Pending(CheckRequest {
             metrics,
             hooks,
             phase,
             canary_revision: self.status.canary_revision.clone(),
             primary_revision: self.status.primary_revision.clone(),
+            counts,
         })
     }
 

@@ -16,6 +16,8 @@
 //! - [`flagger`]: Flagger's revision hashes, read when adopting a Canary Flagger managed.
 //! - [`schedule`]: the schedule of a plan and the estimated promotion time, computed by simulation.
 //! - [`alerts`]: which alerts a decision raises (Flagger's messages and severities).
+//! - [`sequential`] and [`evidence`]: the opt-in sequential judge (canary against the concurrent
+//!   primary on request counts, e-processes, `Verified` or `Unverified`), see `docs/judgement.md`.
 //!
 //! # Embedding
 //! ```
@@ -35,13 +37,17 @@ mod adopt;
 mod alerts;
 mod detect;
 mod engine;
+pub mod evidence;
 pub mod flagger;
 mod judge;
+mod judge_policy;
+mod judged;
 mod messages;
 mod observe;
 mod plan;
 mod rollout;
 pub mod schedule;
+pub mod sequential;
 pub mod sim;
 mod status;
 mod time;
@@ -51,7 +57,12 @@ pub use alerts::{Alert, AlertSeverity, alerts};
 pub use engine::{Step, finalize, step};
 pub use flagger::FlaggerRecord;
 pub use judge::{Judgement, judge};
-pub use observe::{CheckRequest, HookOutcome, MetricOutcome, Observation, Readiness, Revision, World};
+pub use judge_policy::{JudgeMode, JudgePolicy, JudgeSettings, OnInsufficientEvidence};
+pub use observe::{
+    Arm, CheckRequest, Counter, CounterSample, CountsOutcome, CountsRequest, HookOutcome, LatencyHistogram,
+    MetricOutcome, Observation, Readiness, Revision, World,
+};
 pub use plan::{Hook, HookKind, MetricCheck, MetricKind, Plan, Strategy, ThresholdRange};
+pub use sequential::{Assessment, JudgeState};
 pub use status::{ConditionStatus, Phase, RolloutStatus};
 pub use time::{Time, go_duration};

@@ -130,6 +130,9 @@ pub struct Observation {
     pub metrics: BTreeMap<usize, MetricOutcome>,
     /// Webhook outcomes by index into `Plan::webhooks`.
     pub hooks: BTreeMap<usize, HookOutcome>,
+    /// The raw request counters of both revisions, for the sequential judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<CountsOutcome>,
 }
 
 impl Observation {
@@ -155,4 +158,71 @@ pub struct CheckRequest {
     pub canary_revision: Option<String>,
     /// The primary revision (the `{{ primary }}` of queries).
     pub primary_revision: Option<String>,
+    /// Read the request counters of both revisions (the sequential judge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<CountsRequest>,
+}
+
+/// What the sequential judge asks the metrics backend for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CountsRequest {
+    /// Also read the primary's latency histogram over the last hour (once per rollout).
+    pub calibrate: bool,
+}
+
+/// Which revision a counter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Arm {
+    /// The revision under analysis.
+    Canary,
+    /// The primary revision.
+    Primary,
+}
+
+/// What a cumulative counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Counter {
+    /// Requests answered (any code).
+    Requests,
+    /// Requests answered with a 5xx.
+    Errors,
+    /// Requests timed, by latency bucket: those that took at most `le_micros` (`u64::MAX` is `+Inf`).
+    LatencyAtMost {
+        /// The bucket's upper bound in microseconds.
+        le_micros: u64,
+    },
+}
+
+/// One cumulative counter series as read from the metrics backend (no `rate()`, no `sum()`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CounterSample {
+    /// The series' identity (its label set, or anything stable per series).
+    pub series: String,
+    /// Whose requests it counts.
+    pub arm: Arm,
+    /// What it counts.
+    pub counter: Counter,
+    /// Its cumulative value.
+    pub value: f64,
+}
+
+/// The primary's latency histogram over the last hour: cumulative counts per bucket bound.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LatencyHistogram {
+    /// (upper bound in microseconds, requests at most that slow), bounds ascending; the last may be `+Inf` (`u64::MAX`).
+    pub buckets: Vec<(u64, f64)>,
+}
+
+/// What the counters query returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CountsOutcome {
+    /// The series found for both revisions (possibly none for one of them).
+    Read {
+        /// Every series read.
+        samples: Vec<CounterSample>,
+        /// The primary's histogram, when asked for and available.
+        calibration: Option<LatencyHistogram>,
+    },
+    /// The backend failed (transport, status, bad answer).
+    Error(String),
 }

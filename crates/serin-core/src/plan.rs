@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::JudgeSettings;
+
 /// Everything the engine needs to know about one Canary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -35,6 +37,9 @@ pub struct Plan {
     pub metrics: Vec<MetricCheck>,
     /// Webhooks, in spec order.
     pub webhooks: Vec<Hook>,
+    /// How the built-in metrics are judged: Flagger's rule (the default), or the sequential judge.
+    #[serde(default)]
+    pub judge: JudgeSettings,
 }
 
 impl Plan {

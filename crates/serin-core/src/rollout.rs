@@ -1,7 +1,7 @@
 //! The rollout itself: readiness, analysis steps, traffic steps, promotion and rollback.
 
 use crate::{
-    Action, HookKind, Phase, Readiness, Severity, Strategy,
+    Action, HookKind, JudgeMode, Phase, Readiness, Severity, Strategy,
     engine::{Flow, Pending, Tick},
     judge::judge,
     messages,
@@ -109,6 +109,10 @@ impl Tick<'_> {
         if self.rollback_requested(canary)? {
             return Ok(());
         }
+        if self.plan.judge.sequential_runs() {
+            // The counters' starting point, and the calibration from the primary's history.
+            self.ingest_counts()?;
+        }
         self.event(Severity::Normal, messages::starting(self.plan));
         if let Some(rejection) = self.gate(HookKind::PreRollout)? {
             let message = messages::pre_rollout_failed(self.plan, &rejection.hook, &rejection.detail);
@@ -162,8 +166,14 @@ impl Tick<'_> {
             self.count_failure(canary, message);
             return Ok(false);
         }
+        if self.plan.judge.mode == JudgeMode::Sequential {
+            return self.judged_step(canary);
+        }
         let metrics: Vec<usize> = (0..self.plan.metrics.len()).collect();
         self.require(&[], &metrics)?;
+        if self.plan.judge.mode == JudgeMode::Shadow {
+            self.shadow_report()?;
+        }
         let mut first_failure: Option<String> = None;
         for (i, metric) in self.plan.metrics.iter().enumerate() {
             let Some(outcome) = self.obs.metrics.get(&i) else {
@@ -365,7 +375,7 @@ impl Tick<'_> {
         ));
     }
 
-    fn count_failure(&mut self, canary: &str, message: String) {
+    pub(crate) fn count_failure(&mut self, canary: &str, message: String) {
         self.status.failed_checks += 1;
         self.event(Severity::Warning, message.clone());
         if self.status.failed_checks >= self.plan.threshold {

@@ -155,7 +155,9 @@ impl Schedule {
 /// When the rollout in `status` would be promoted if every remaining check passed and every
 /// gate were open; `None` when no rollout is in flight.
 pub fn estimated_promotion(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Time> {
-    if !status.phase.is_active() {
+    // Under the sequential judge the time to promotion depends on the traffic; the judge's own
+    // estimate (requests still needed at current traffic) is in its summary and events.
+    if !status.phase.is_active() || plan.judge.mode == crate::JudgeMode::Sequential {
         return None;
     }
     let primary = status.primary_revision.clone()?;

@@ -5,8 +5,8 @@
 //! clock from one wake-up to the next. It is pure like the rest of the crate.
 
 use crate::{
-    Action, Decision, Event, Hook, HookOutcome, MetricCheck, MetricOutcome, Observation, Phase, Plan, Readiness,
-    Revision, RolloutStatus, Step, Time, TrafficSplit, World, step,
+    Action, CountsOutcome, CountsRequest, Decision, Event, Hook, HookOutcome, MetricCheck, MetricOutcome, Observation,
+    Phase, Plan, Readiness, Revision, RolloutStatus, Step, Time, TrafficSplit, World, step,
 };
 
 /// What a responder knows when it answers a check.
@@ -28,6 +28,14 @@ pub trait Responder {
     fn metric(&mut self, metric: &MetricCheck, ctx: &CheckContext) -> MetricOutcome;
     /// The outcome of a webhook call.
     fn hook(&mut self, hook: &Hook, ctx: &CheckContext) -> HookOutcome;
+    /// The request counters of both revisions (the sequential judge); none by default.
+    fn counts(&mut self, request: &CountsRequest, ctx: &CheckContext) -> CountsOutcome {
+        let _ = (request, ctx);
+        CountsOutcome::Read {
+            samples: Vec::new(),
+            calibration: None,
+        }
+    }
 }
 
 /// Every metric within bounds, every hook answering 200 (a rollback hook too, so it answers
@@ -249,6 +257,9 @@ impl<R: Responder> Simulation<R> {
                         let outcome = self.responder.hook(&self.plan.webhooks[i], &ctx);
                         obs.hooks.insert(i, outcome);
                     }
+                    if let Some(counts) = request.counts {
+                        obs.counts = Some(self.responder.counts(&counts, &ctx));
+                    }
                 }
             }
         };
@@ -330,5 +341,6 @@ pub fn example_plan() -> Plan {
             name: "load-test".into(),
             kind: HookKind::Rollout,
         }],
+        judge: Default::default(),
     }
 }

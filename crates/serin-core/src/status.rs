@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FlaggerRecord, Time};
+use crate::{FlaggerRecord, Time, sequential::JudgeState};
 
 /// Canary phases, with Flagger's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -154,6 +154,9 @@ pub struct RolloutStatus {
     /// read once, when Serin adopts the Canary, and then dropped.
     #[serde(default, skip_serializing_if = "FlaggerRecord::is_empty")]
     pub flagger: FlaggerRecord,
+    /// The sequential judge's state for the current (or last) rollout, when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeState>,
 }
 
 impl RolloutStatus {
