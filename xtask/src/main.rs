@@ -8,7 +8,7 @@
 //! - `demo [--scenario promote|rollback|all] [--fast] [--keep]`: the seed tutorial end to end,
 //!   every component a real process (`serin-sandbox demo`); `--simulated` runs the engine-only
 //!   version in virtual time (see `demo.rs`).
-//! - `bench [core|loadtester|sandbox|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.
+//! - `bench [core|judge|loadtester|sandbox|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
 mod msrv;
@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         Some("deny") => tools::deny(&root, args.iter().any(|a| a == "--advisories")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|e2e|crdgen|demo|deny [--advisories]|bench [core|loadtester|sandbox|scale|seed|all]>"
+                "usage: cargo xtask <ci|e2e|crdgen|demo|deny [--advisories]|bench [core|judge|loadtester|sandbox|scale|seed|all]>"
             );
             bail!("unknown or missing command")
         }
@@ -235,10 +235,11 @@ fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
     }
     let packages: &[&str] = match which {
         "core" => &["serin-core"],
+        "judge" => &["serin-corpus"],
         "loadtester" => &["serin-loadtester"],
         "sandbox" => &["serin-sandbox"],
-        "all" => &["serin-core", "serin-loadtester", "serin-sandbox"],
-        other => bail!("unknown benchmark {other:?}: core, loadtester, sandbox, scale or all"),
+        "all" => &["serin-core", "serin-corpus", "serin-loadtester", "serin-sandbox"],
+        other => bail!("unknown benchmark {other:?}: core, judge, loadtester, sandbox, scale or all"),
     };
     for package in packages {
         let mut args = vec!["bench", "-p", package];

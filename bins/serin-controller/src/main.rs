@@ -61,6 +61,9 @@ struct Cli {
     /// Built-in query set: kourier, queue-proxy-opencensus, queue-proxy-otel.
     #[arg(long, env = "SERIN_KNATIVE_METRICS", default_value = "kourier")]
     knative_metrics: QuerySet,
+    /// Judge of Canaries without the judge.serin.dev/mode annotation: flagger, shadow or sequential.
+    #[arg(long, env = "SERIN_DEFAULT_JUDGE", default_value = "flagger", value_parser = parse_judge)]
+    default_judge: serin_core::JudgeMode,
     /// URL receiving every event (unless a Canary has `type: event` hooks).
     #[arg(long, env = "SERIN_EVENT_WEBHOOK")]
     event_webhook: Option<String>,
@@ -147,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config {
         metrics_server: cli.metrics_server.clone(),
         query_set: cli.knative_metrics,
+        default_judge: cli.default_judge,
         namespace: cli.namespace.clone(),
         resync: cli.resync,
         max_concurrent_reconciles: cli.max_concurrent_reconciles,
@@ -213,4 +217,8 @@ fn global_notifier(cli: &Cli) -> anyhow::Result<Option<Target>> {
     }
     tracing::info!(provider = kind, "global alert notifier enabled");
     Ok(Some(target))
+}
+
+fn parse_judge(text: &str) -> Result<serin_core::JudgeMode, String> {
+    serin_core::JudgeMode::parse(text).ok_or_else(|| format!("{text:?} is not flagger, shadow or sequential"))
 }

@@ -33,7 +33,8 @@ use crate::{schema, status::CanaryStatus};
     printcolumn = r#"{"name":"StepWeight","type":"string","jsonPath":".spec.analysis.stepWeight","priority":1}"#,
     printcolumn = r#"{"name":"StepWeights","type":"string","jsonPath":".spec.analysis.stepWeights","priority":1}"#,
     printcolumn = r#"{"name":"MaxWeight","type":"string","jsonPath":".spec.analysis.maxWeight","priority":1}"#,
-    printcolumn = r#"{"name":"LastTransitionTime","type":"string","jsonPath":".status.lastTransitionTime"}"#
+    printcolumn = r#"{"name":"LastTransitionTime","type":"string","jsonPath":".status.lastTransitionTime"}"#,
+    printcolumn = r#"{"name":"Evidence","type":"string","jsonPath":".status.judge.summary","priority":1}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CanarySpec {

@@ -11,6 +11,8 @@
 //! - [`CanaryStatus`]: Flagger's status fields plus Serin's, and the round trip to the engine's
 //!   `RolloutStatus`.
 //! - [`MetricTemplate`].
+//! - [`JudgePolicy`], [`judge_request`], [`judge_settings`]: the opt-in sequential judge
+//!   (`judge.serin.dev/mode` annotation and the Serin-owned `judge.serin.dev/v1alpha1` CRD).
 //! - [`validate()`]: Canary → `Plan`, with errors naming the field path.
 //! - [`canaries_in`]: Canaries from multi-document YAML.
 //! - [`crd_documents`]: the CRDs as YAML, for `deploy/crds/`.
@@ -18,6 +20,7 @@
 mod alert;
 mod canary;
 mod documents;
+mod judge;
 mod schema;
 mod status;
 mod template;
@@ -28,6 +31,10 @@ pub use canary::{
     Canary, CanaryAnalysis, CanaryMetric, CanarySpec, CanaryThresholdRange, CanaryWebhook, CrossNamespaceRef, TargetRef,
 };
 pub use documents::{CanaryDocument, YamlError, canaries_in};
+pub use judge::{
+    JUDGE_MODE_ANNOTATION, JUDGE_POLICY_ANNOTATION, JudgePolicy, JudgePolicySpec, JudgeRequest, judge_request,
+    judge_settings,
+};
 pub use status::{CanaryCondition, CanaryStatus, LastDecision, parse_time, rfc3339};
 pub use template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
 pub use validate::{
@@ -47,6 +54,10 @@ pub fn crd_documents() -> Result<Vec<(&'static str, String)>, serde_saphyr::Seri
         (
             "alertproviders.flagger.app.yaml",
             serde_saphyr::to_string(&AlertProvider::crd())?,
+        ),
+        (
+            "judgepolicies.judge.serin.dev.yaml",
+            serde_saphyr::to_string(&JudgePolicy::crd())?,
         ),
     ])
 }

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Duration};
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{MetricsProvider, QueryError, QueryValue, template::collapse_whitespace};
+use crate::{MetricsProvider, QueryError, QueryValue, Series, template::collapse_whitespace};
 
 /// How much of an error body is kept.
 const BODY_LIMIT: usize = 1024;
@@ -159,6 +159,19 @@ impl PrometheusProvider {
 #[async_trait]
 impl MetricsProvider for PrometheusProvider {
     async fn query(&self, query: &str) -> Result<QueryValue, QueryError> {
+        let (status, body) = self.fetch(query).await?;
+        parse_response(status, &body)
+    }
+
+    async fn query_series(&self, query: &str) -> Result<Vec<Series>, QueryError> {
+        let (status, body) = self.fetch(query).await?;
+        parse_series(status, &body)
+    }
+}
+
+impl PrometheusProvider {
+    /// Sends one instant query; the status and body of the answer.
+    async fn fetch(&self, query: &str) -> Result<(u16, Vec<u8>), QueryError> {
         let query = collapse_whitespace(query);
         // Prometheus takes the same query as a form; long ones go that way, past the URL limits
         // of proxies and servers on the way.
@@ -196,12 +209,49 @@ impl MetricsProvider for PrometheusProvider {
             .bytes()
             .await
             .map_err(|e| QueryError::Transport(crate::providers::error_chain(&e)))?;
-        parse_response(status, &body)
+        Ok((status, body.to_vec()))
     }
 }
 
-/// Interprets Prometheus' answer to an instant query.
-pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryValue, QueryError> {
+/// Every series of Prometheus' answer to an instant query, with its labels.
+pub fn parse_series(status: u16, body: &[u8]) -> Result<Vec<Series>, QueryError> {
+    let text = || String::from_utf8_lossy(&body[..body.len().min(BODY_LIMIT)]).into_owned();
+    let data = answer_data(status, body)?;
+    if data.get("resultType").and_then(Value::as_str) != Some("vector") {
+        return Err(QueryError::WrongType(
+            data.get("resultType")
+                .and_then(Value::as_str)
+                .unwrap_or("nothing")
+                .to_owned(),
+        ));
+    }
+    let result = data
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| QueryError::BadAnswer(text()))?;
+    result
+        .iter()
+        .map(|s| {
+            let labels = s
+                .get("metric")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = match sample(s.get("value").ok_or_else(|| QueryError::BadAnswer(text()))?)? {
+                QueryValue::Value(v) => v,
+                _ => f64::NAN,
+            };
+            Ok(Series { labels, value })
+        })
+        .collect()
+}
+
+/// The `data` of a successful answer, or the error it reports.
+fn answer_data(status: u16, body: &[u8]) -> Result<Value, QueryError> {
     let text = || String::from_utf8_lossy(&body[..body.len().min(BODY_LIMIT)]).into_owned();
     if status >= 400 {
         let message = serde_json::from_slice::<Value>(body)
@@ -210,11 +260,19 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryValue, QueryError
             .unwrap_or_else(text);
         return Err(QueryError::Status { status, body: message });
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| QueryError::BadAnswer(format!("{e}: {}", text())))?;
+    let mut v: Value = serde_json::from_slice(body).map_err(|e| QueryError::BadAnswer(format!("{e}: {}", text())))?;
     if v.get("status").and_then(Value::as_str) != Some("success") {
         return Err(QueryError::BadAnswer(text()));
     }
-    let data = v.get("data").ok_or_else(|| QueryError::BadAnswer(text()))?;
+    v.get_mut("data")
+        .map(Value::take)
+        .ok_or_else(|| QueryError::BadAnswer(text()))
+}
+
+/// Interprets Prometheus' answer to an instant query.
+pub fn parse_response(status: u16, body: &[u8]) -> Result<QueryValue, QueryError> {
+    let text = || String::from_utf8_lossy(&body[..body.len().min(BODY_LIMIT)]).into_owned();
+    let data = answer_data(status, body)?;
     let result = data.get("result").ok_or_else(|| QueryError::BadAnswer(text()))?;
     match data.get("resultType").and_then(Value::as_str) {
         Some("vector") => {

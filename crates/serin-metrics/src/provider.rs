@@ -42,6 +42,18 @@ pub enum QueryError {
     /// The query could not be rendered.
     #[error("{0}")]
     Template(#[from] crate::TemplateError),
+    /// This provider cannot do what was asked (e.g. return labelled series).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// One series of an instant vector: its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its labels (`__name__` included when the query kept it).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
 }
 
 /// Runs instant queries.
@@ -50,6 +62,15 @@ pub enum QueryError {
 pub trait MetricsProvider: Send + Sync {
     /// Runs one instant query.
     async fn query(&self, query: &str) -> Result<QueryValue, QueryError>;
+
+    /// Runs one instant query and returns every series with its labels (the sequential judge
+    /// reads raw counters this way). Only Prometheus-compatible providers can.
+    async fn query_series(&self, query: &str) -> Result<Vec<Series>, QueryError> {
+        let _ = query;
+        Err(QueryError::Unsupported(
+            "this metrics provider cannot return labelled series; the sequential judge needs Prometheus".into(),
+        ))
+    }
 
     /// Checks the provider answers (`vector(1)` must return 1).
     async fn is_online(&self) -> Result<(), QueryError> {

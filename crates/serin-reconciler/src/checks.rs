@@ -6,8 +6,11 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serin_api::{Canary, MetricTemplate, webhook_timeout};
-use serin_core::{CheckRequest, HookOutcome, MetricOutcome, Plan};
-use serin_metrics::{MetricsProvider, QuerySource, Revisions, metric_query, outcome, providers::ProviderSettings};
+use serin_core::{CheckRequest, CountsOutcome, HookOutcome, MetricOutcome, Plan};
+use serin_metrics::{
+    CounterScope, MetricsProvider, QuerySource, Revisions, metric_query, outcome, providers::ProviderSettings,
+    read_counters,
+};
 use serin_webhook::{CanaryWebhookPayload, HookCall};
 
 use crate::Context;
@@ -32,13 +35,19 @@ pub fn hook_call(canary: &Canary, index: usize, phase: &str, revision: Option<&s
     })
 }
 
+/// What one round of checks returned.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Metric outcomes by index.
+    pub metrics: BTreeMap<usize, MetricOutcome>,
+    /// Webhook outcomes by index.
+    pub hooks: BTreeMap<usize, HookOutcome>,
+    /// The counters, when the sequential judge asked for them.
+    pub counts: Option<CountsOutcome>,
+}
+
 /// Runs every requested check concurrently and returns the outcomes by index.
-pub async fn run(
-    ctx: &Context,
-    canary: &Canary,
-    plan: &Plan,
-    req: &CheckRequest,
-) -> (BTreeMap<usize, MetricOutcome>, BTreeMap<usize, HookOutcome>) {
+pub async fn run(ctx: &Context, canary: &Canary, plan: &Plan, req: &CheckRequest) -> Outcomes {
     let metric_futures = req
         .metrics
         .iter()
@@ -50,11 +59,46 @@ pub async fn run(
         };
         (i, outcome)
     });
-    let (metrics, hooks) = futures::join!(
+    let counts = async {
+        let request = req.counts?;
+        Some(counters(ctx, canary, req, request.calibrate).await)
+    };
+    let (metrics, hooks, counts) = futures::join!(
         futures::future::join_all(metric_futures),
-        futures::future::join_all(hook_futures)
+        futures::future::join_all(hook_futures),
+        counts
     );
-    (metrics.into_iter().collect(), hooks.into_iter().collect())
+    Outcomes {
+        metrics: metrics.into_iter().collect(),
+        hooks: hooks.into_iter().collect(),
+        counts,
+    }
+}
+
+/// The sequential judge's counters of both revisions, from the Canary's metrics server.
+async fn counters(ctx: &Context, canary: &Canary, req: &CheckRequest, calibrate: bool) -> CountsOutcome {
+    let provider = match ctx.provider_for(canary) {
+        Ok(p) => p,
+        Err(e) => return CountsOutcome::Error(e),
+    };
+    let namespace = canary.metadata.namespace.clone().unwrap_or_default();
+    let scope = CounterScope {
+        namespace: &namespace,
+        primary: req.primary_revision.as_deref().unwrap_or_default(),
+        canary: req.canary_revision.as_deref().unwrap_or_default(),
+    };
+    let outcome = read_counters(provider.as_ref(), ctx.config.query_set, scope, calibrate).await;
+    match &outcome {
+        CountsOutcome::Read { samples, calibration } => {
+            tracing::debug!(
+                series = samples.len(),
+                calibrated = calibration.is_some(),
+                "counters read"
+            );
+        }
+        CountsOutcome::Error(e) => tracing::warn!(error = %e, "counters could not be read"),
+    }
+    outcome
 }
 
 async fn metric(ctx: &Context, canary: &Canary, plan: &Plan, req: &CheckRequest, index: usize) -> MetricOutcome {

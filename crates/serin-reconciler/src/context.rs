@@ -37,6 +37,8 @@ pub struct Config {
     /// Whether traffic targets carry the `primary` / `canary` tags (a Canary's
     /// `serin.dev/traffic-tags` annotation overrides it).
     pub traffic_tags: bool,
+    /// The judge of Canaries without the `judge.serin.dev/mode` annotation.
+    pub default_judge: serin_core::JudgeMode,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             max_concurrent_reconciles: 256,
             component: "serin".into(),
             traffic_tags: true,
+            default_judge: serin_core::JudgeMode::Flagger,
         }
     }
 }

@@ -69,7 +69,7 @@ pub async fn finalize_deletion(canary: &Canary, ctx: &Arc<Context>, api: &Api<Ca
                 let now = (ctx.clock)();
                 let previous = canary.status.clone().unwrap_or_default();
                 let decision = finalize(&plan, &previous.to_rollout(), &world, now);
-                write_status(canary, api, &plan, &decision, &previous, now, None).await?;
+                write_status(canary, api, &plan, &decision, &previous, now, Default::default()).await?;
                 match execute(canary, ctx, &plan, &target, &decision).await {
                     Ok(()) | Err(Error::Router(RouterError::NotFound(_))) => {}
                     Err(e) => return Err(e),

@@ -30,7 +30,8 @@
 //! - [`alerting`]: alerts to AlertProviders or the global notifier, through `serin-alerts`' queue.
 //! - finalizer.rs: `revertOnDeletion` (the finalizer and the release of the target).
 //! - [`serve`]: the admin endpoints, the stop signal and leader election for a controller process.
-//! - checks.rs: metric queries and webhook calls for a `CheckRequest`.
+//! - checks.rs: metric queries, counters and webhook calls for a `CheckRequest`.
+//! - judging.rs: the judge annotation and `JudgePolicy` of a Canary (`JudgeConfigInvalid`).
 //! - [`Context`], [`Config`]: shared state and settings.
 //! - [`events::EventRecorder`], [`metrics::ControllerMetrics`].
 
@@ -40,6 +41,7 @@ mod context;
 mod controller;
 pub mod events;
 mod finalizer;
+mod judging;
 pub mod leader;
 pub mod metrics;
 mod notify;
@@ -60,6 +62,7 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("flagger.app", "canaries/finalizers", &["update"]),
     ("flagger.app", "metrictemplates", &["get", "list", "watch"]),
     ("flagger.app", "alertproviders", &["get"]),
+    ("judge.serin.dev", "judgepolicies", &["get"]),
     ("serving.knative.dev", "services", &["get", "list", "watch", "patch"]),
     ("serving.knative.dev", "revisions", &["get", "list", "watch"]),
     ("", "events", &["create", "patch"]),

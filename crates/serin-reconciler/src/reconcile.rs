@@ -72,7 +72,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         set_finalizer(&api, canary, revert).await?;
         return Ok(controller::Action::requeue(Duration::ZERO));
     }
-    let plan = match validate(canary) {
+    let mut plan = match validate(canary) {
         Ok(v) => v.plan,
         Err(invalid) => {
             let message = invalid
@@ -84,6 +84,13 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
             reject(canary, ctx, &api, "InvalidSpec", &format!("invalid Canary: {message}")).await?;
             return Ok(controller::Action::await_change());
         }
+    };
+    let judge_problem = match crate::judging::settings(canary, ctx).await {
+        Ok(settings) => {
+            plan.judge = settings;
+            None
+        }
+        Err(problem) => Some(problem),
     };
     ctx.targets.record(&namespace, &canary.name_any(), &plan.target_name);
     if let Some(owner) = earlier_canary_for_same_target(canary, ctx) {
@@ -126,13 +133,17 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         match step(&plan, &status, &obs, now) {
             Step::Done(d) => break d,
             Step::Need(request) => {
-                let (metrics, hooks) = checks::run(ctx, canary, &plan, &request).await;
-                obs.metrics.extend(metrics);
-                obs.hooks.extend(hooks);
+                let outcomes = checks::run(ctx, canary, &plan, &request).await;
+                obs.metrics.extend(outcomes.metrics);
+                obs.hooks.extend(outcomes.hooks);
+                if outcomes.counts.is_some() {
+                    obs.counts = outcomes.counts;
+                }
             }
         }
     };
     execute(canary, ctx, &plan, &target, &decision).await?;
+    crate::judging::report(canary, ctx, &previous, judge_problem.as_deref()).await;
     let alerts = crate::alerting::prepare(canary, ctx, &plan, &status, &decision).await;
     write_status(
         canary,
@@ -141,7 +152,10 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         &decision,
         &previous,
         now,
-        alerts.condition.as_ref(),
+        crate::status::ExtraConditions {
+            alerts: alerts.condition.as_ref(),
+            judge_problem: judge_problem.as_deref(),
+        },
     )
     .await?;
     // After the status is written: a step redone after a failed write raises no alert twice.

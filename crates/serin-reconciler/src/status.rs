@@ -11,6 +11,15 @@ use serin_core::{Decision, Phase, Plan, Time, schedule::estimated_promotion};
 
 use crate::{Context, Error, reconcile::key};
 
+/// Conditions decided outside the engine: alert delivery and the judge configuration.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct ExtraConditions<'a> {
+    /// `AlertsReady`: (status, reason, message).
+    pub(crate) alerts: Option<&'a (&'a str, &'a str, String)>,
+    /// Why the judge configuration cannot be used (`JudgeConfigInvalid`).
+    pub(crate) judge_problem: Option<&'a str>,
+}
+
 pub(crate) async fn write_status(
     canary: &Canary,
     api: &Api<Canary>,
@@ -18,11 +27,22 @@ pub(crate) async fn write_status(
     decision: &Decision,
     previous: &CanaryStatus,
     now: Time,
-    alerts: Option<&(&str, &str, String)>,
+    extra: ExtraConditions<'_>,
 ) -> Result<(), Error> {
     let mut status = previous.clone();
-    if let Some((state, reason, message)) = alerts {
+    if let Some((state, reason, message)) = extra.alerts {
         status.set_condition("AlertsReady", state, reason, message, now);
+    }
+    match extra.judge_problem {
+        Some(problem) => status.set_condition("JudgeConfigInvalid", "True", "InvalidJudgeConfig", problem, now),
+        None if status.conditions.iter().any(|c| c.type_ == "JudgeConfigInvalid") => status.set_condition(
+            "JudgeConfigInvalid",
+            "False",
+            "Valid",
+            "the judge configuration is valid",
+            now,
+        ),
+        None => {}
     }
     status.apply_rollout(&decision.status, &plan.target_kind, now);
     status.observed_generation = canary.metadata.generation;
