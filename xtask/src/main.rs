@@ -83,6 +83,8 @@ fn e2e(root: &Path) -> anyhow::Result<()> {
             "e2e_crashes",
             "--test",
             "e2e_alerts",
+            "--test",
+            "e2e_judge",
         ],
         &[],
     )

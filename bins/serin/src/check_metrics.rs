@@ -139,6 +139,16 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
             );
         }
     }
+    if builtin && let Some(primary) = opts.primary_revision {
+        sequential_view(
+            &plan,
+            prometheus.as_ref(),
+            opts.query_set,
+            primary,
+            opts.canary_revision,
+        )
+        .await;
+    }
     let mut all_passed = true;
     for ((metric, query), outcome) in plan.metrics.iter().zip(&queries).zip(&outcomes) {
         let j = judge(&plan, metric, outcome, opts.canary_revision);
@@ -160,6 +170,62 @@ pub async fn run(opts: CheckMetrics<'_>) -> anyhow::Result<bool> {
 }
 
 /// A template's provider settings, with its Secret's data from the file's Secrets.
+/// What the sequential judge (`judge.serin.dev/mode: sequential`) reads: the raw counters of
+/// both revisions, their totals, and the bounds it would calibrate from the primary's last hour.
+async fn sequential_view(
+    plan: &serin_core::Plan,
+    prometheus: &dyn MetricsProvider,
+    set: QuerySet,
+    primary: &str,
+    canary: &str,
+) {
+    use serin_core::{Arm, Counter, CountsOutcome, sequential::Bounds};
+    let scope = serin_metrics::CounterScope {
+        namespace: &plan.namespace,
+        primary,
+        canary,
+    };
+    println!("sequential judge (counters, no rate()):");
+    for query in serin_metrics::counter_queries(set, scope) {
+        println!("  query: {query}");
+    }
+    match serin_metrics::read_counters(prometheus, set, scope, true).await {
+        CountsOutcome::Error(e) => println!("  the counters could not be read: {e}"),
+        CountsOutcome::Read { samples, calibration } => {
+            for (arm, name) in [(Arm::Primary, primary), (Arm::Canary, canary)] {
+                let of = |counter: Counter| -> f64 {
+                    samples
+                        .iter()
+                        .filter(|s| s.arm == arm && s.counter == counter)
+                        .map(|s| s.value)
+                        .sum()
+                };
+                let series = samples
+                    .iter()
+                    .filter(|s| s.arm == arm)
+                    .map(|s| &s.series)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                println!(
+                    "  {name}: {series} series, {:.0} requests, {:.0} 5xx (since the counters started)",
+                    of(Counter::Requests),
+                    of(Counter::Errors)
+                );
+            }
+            let histogram = calibration.unwrap_or_else(|| serin_core::sequential::lifetime_histogram(&samples));
+            let bounds = Bounds::calibrate(plan, &plan.judge.policy, Some(&histogram));
+            let ms = |b: Option<u64>| b.map_or("none".to_owned(), |us| format!("{}ms", us as f64 / 1000.0));
+            println!(
+                "  bounds from {primary}: mid {}, tail {}, SLO {}; a tail {:.2}× the primary's is a regression",
+                ms(bounds.mid_us),
+                ms(bounds.tail_us),
+                ms(bounds.slo_us),
+                f64::from(bounds.r_bad_milli) / 1000.0
+            );
+        }
+    }
+}
+
 fn template_settings(
     template: &MetricTemplate,
     docs: &[serde_json::Value],

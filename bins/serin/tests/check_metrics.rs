@@ -14,6 +14,10 @@ use serin_sandbox::{
 };
 
 fn check(prometheus: &str, revision: &str) -> (i32, String) {
+    check_with(prometheus, revision, &[])
+}
+
+fn check_with(prometheus: &str, revision: &str, extra: &[&str]) -> (i32, String) {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new(env!("CARGO_BIN_EXE_serin"))
         .args([
@@ -24,6 +28,7 @@ fn check(prometheus: &str, revision: &str) -> (i32, String) {
             "--canary-revision",
             revision,
         ])
+        .args(extra)
         .current_dir(root)
         .output()
         .expect("serin runs");
@@ -76,7 +81,28 @@ async fn check_metrics_prints_both_builtins_with_values_and_verdicts() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    // With the primary named, the sequential judge's view: the raw counters of both revisions.
+    let url = prometheus.url.clone();
+    let (_, judged) = tokio::task::spawn_blocking(move || {
+        check_with(&url, "podinfo-00002", &["--primary-revision", "podinfo-00001"])
+    })
+    .await
+    .expect("join");
     load.abort();
+    assert!(judged.contains("sequential judge (counters, no rate()):"), "{judged}");
+    let totals = |revision: &str| -> (f64, f64) {
+        let line = judged
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{revision}:")))
+            .unwrap_or_else(|| panic!("no line for {revision}: {judged}"));
+        let numbers: Vec<f64> = line.split([' ', ',']).filter_map(|w| w.parse().ok()).collect();
+        (numbers[1], numbers[2])
+    };
+    let (requests, errors) = totals("podinfo-00002");
+    assert!(requests > 50.0 && (errors / requests - 0.2).abs() < 0.05, "{judged}");
+    let (requests, errors) = totals("podinfo-00001");
+    assert!(requests > 50.0 && errors == 0.0, "{judged}");
+    assert!(judged.contains("bounds from podinfo-00001: mid "), "{judged}");
     assert!(
         stdout.contains("request-success-rate: 80.00% (bound >= 99%) Fail"),
         "{stdout}"

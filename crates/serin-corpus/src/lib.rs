@@ -1,7 +1,8 @@
-//! The judge corpus of `docs/judgement.md` §6: twelve labelled rollout scenarios (healthy or
+//! The judge corpus (`docs/judgement.md`, "How long it takes"): twelve labelled rollout scenarios (healthy or
 //! regressed, 0.2 to 100 req/s, noise, incidents, scale-to-zero, a flapping Prometheus),
 //! simulated in virtual time by `serin-core`'s simulator and judged by Serin's Flagger rule,
-//! its shadow mode and its sequential judge, with the measures of §6.2.
+//! its shadow mode and its sequential judge, with the measures of the design (false rollbacks, false promotions, stuck runs, time to a
+//! decision, Unverified promotions).
 //!
 //! It serves `cargo xtask bench judge` (1,000 seeded runs per cell) and a seeded slice run by
 //! `cargo test`. It is a test instrument: no product crate depends on it, and its world is a
@@ -59,7 +60,7 @@ const BASE: Scenario = Scenario {
     flapping: false,
 };
 
-/// The twelve scenarios of §6.1.
+/// The twelve scenarios.
 pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {

@@ -1,4 +1,4 @@
-//! The corpus's measures per cell (§6.2 of `docs/judgement.md`) and the table printed by
+//! The corpus's measures per cell (as in `docs/judgement.md`) and the table printed by
 //! `cargo xtask bench judge`.
 
 use serde::Serialize;

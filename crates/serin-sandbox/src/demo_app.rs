@@ -30,8 +30,23 @@ pub struct Profile {
     pub version: String,
     /// Share of `/` requests answered with 500, 0.0..=1.0.
     pub error_ratio: f64,
-    /// Added to every request.
+    /// Added to every request (the median when `spread` is set).
     pub latency: Duration,
+    /// σ of a log-normal spread around `latency` (0: every request waits exactly `latency`).
+    pub spread: f64,
+}
+
+impl Profile {
+    /// The wait of one request.
+    fn wait(&self) -> Duration {
+        if self.spread <= 0.0 || self.latency.is_zero() {
+            return self.latency;
+        }
+        let factor = rand_distr::LogNormal::new(0.0, self.spread)
+            .map(|d| rand_distr::Distribution::sample(&d, &mut rand::rng()))
+            .unwrap_or(1.0);
+        self.latency.mul_f64(factor.min(50.0))
+    }
 }
 
 struct AppState {
@@ -88,7 +103,7 @@ fn fails(n: u64, ratio: f64) -> bool {
 }
 
 async fn index(State(s): State<Arc<AppState>>) -> Response {
-    tokio::time::sleep(s.profile.latency).await;
+    tokio::time::sleep(s.profile.wait()).await;
     let n = s.served.fetch_add(1, Ordering::Relaxed);
     if fails(n, s.profile.error_ratio) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();

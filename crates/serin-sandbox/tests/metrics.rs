@@ -59,6 +59,7 @@ async fn kourier_queries_read_injected_errors_and_latency_through_real_prometheu
         version: "6.0.2".into(),
         error_ratio: 0.05,
         latency: Duration::from_millis(300),
+        spread: 0.0,
     };
     let canary = DemoApp::start("podinfo-00002", bad).await.expect("canary");
     let router = TrafficRouter::start().await.expect("router");

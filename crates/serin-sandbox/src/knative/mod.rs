@@ -79,15 +79,32 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The demo's images (the tutorial's podinfo tags): `6.0.2` answers 500 to 30% of requests
     /// (the tutorial's `curl …/status/500` loop), `6.0.3` adds 800 ms of latency, `6.0.4`
-    /// fails (`ContainerMissing`), `6.0.5` never becomes Ready; others are healthy.
+    /// fails (`ContainerMissing`), `6.0.5` never becomes Ready; `6.1.0` and `6.1.2` are healthy
+    /// with a realistic latency spread and `6.1.1` adds 5% of 5xx to it (the sequential judge's
+    /// end-to-end test); others are healthy.
     pub fn demo() -> Self {
         let profile = |error_ratio: f64, latency_ms: u64| Profile {
             version: String::new(),
             error_ratio,
             latency: Duration::from_millis(latency_ms),
+            spread: 0.0,
+        };
+        // The sequential judge's images: a service whose latency varies like a real one (median
+        // 20 ms, log-normal σ 0.45), healthy or with 5% of 5xx.
+        let judged = |error_ratio: f64| Behaviour {
+            fate: Fate::Ready,
+            profile: Profile {
+                version: String::new(),
+                error_ratio,
+                latency: Duration::from_millis(20),
+                spread: 0.45,
+            },
         };
         SimConfig {
             images: vec![
+                ("podinfo:6.1.0".into(), judged(0.0)),
+                ("podinfo:6.1.1".into(), judged(0.05)),
+                ("podinfo:6.1.2".into(), judged(0.0)),
                 (
                     "podinfo:6.0.2".into(),
                     Behaviour {
