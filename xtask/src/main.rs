@@ -5,7 +5,7 @@
 //!   with warnings denied.
 //! - `e2e`: the end-to-end suites only (`crates/serin-sandbox/tests/e2e*.rs`).
 //! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
-//! - `demo [--scenario promote|rollback|all] [--fast] [--keep]`: the seed tutorial end to end,
+//! - `demo [--scenario promote|rollback|all] [--fast] [--keep] [--judge flagger|shadow|sequential]`: the seed tutorial end to end,
 //!   every component a real process (`serin-sandbox demo`); `--simulated` runs the engine-only
 //!   version in virtual time (see `demo.rs`).
 //! - `bench [core|judge|loadtester|sandbox|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.

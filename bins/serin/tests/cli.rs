@@ -100,6 +100,19 @@ fn plan_text_names_the_hooks_at_each_step() {
         "{stdout}"
     );
     assert!(stdout.contains("+  75s  promotion (after 5 metric checks)"), "{stdout}");
+    // The same Canary under the sequential judge: the requests it needs, and what that means in time.
+    assert!(stdout.contains("Under the sequential judge"), "{stdout}");
+    let needed: f64 = stdout
+        .split("verified promotion needs about ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!((1_000.0..20_000.0).contains(&needed), "{stdout}");
+    assert!(
+        stdout.contains("at     1 req/s: more than the 45m0s deadline"),
+        "{stdout}"
+    );
 }
 
 #[test]

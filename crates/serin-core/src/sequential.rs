@@ -395,6 +395,36 @@ impl Assessment {
     }
 }
 
+/// Canary requests at max weight that a canary like its primary needs to pass every gate, for a
+/// primary with these rates (5xx, share above the tail bound, share above the SLO bound); the
+/// first restart's weight (½) included. `None` when a gate cannot pass at these rates.
+pub fn requests_to_verify(
+    plan: &Plan,
+    policy: &JudgePolicy,
+    errors: f64,
+    above_tail: f64,
+    above_slo: f64,
+) -> Option<f64> {
+    let rho = f64::from(plan.max_weight().max(1)) / 100.0;
+    let mut drifts = vec![evidence::tail_gate_drift(
+        above_tail,
+        rho.min(0.99),
+        policy.tolerance,
+        2.25,
+    )];
+    if let Some(limit) = error_limit(plan) {
+        drifts.push(evidence::slo_gate_drift(errors, limit));
+    }
+    if slo_bound_us(plan).is_some() {
+        drifts.push(evidence::slo_gate_drift(above_slo, 0.01));
+    }
+    let level = (drifts.len() as f64 / policy.beta).ln() + 2.0_f64.ln();
+    drifts
+        .iter()
+        .map(|d| (*d > 0.0).then(|| level / d))
+        .try_fold(0.0_f64, |acc, n| n.map(|n| acc.max(n)))
+}
+
 /// One tick's evidence of safety for a gate, by tick index.
 type TickEvidence<'a> = Box<dyn Fn(usize) -> f64 + 'a>;
 

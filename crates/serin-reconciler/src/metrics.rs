@@ -87,6 +87,16 @@ pub struct AlertLabels {
     pub result: String,
 }
 
+/// Labels of `serin_judge_verdict_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JudgeLabels {
+    /// `shadow` or `sequential`.
+    pub mode: String,
+    /// The judge's verdict for a finished rollout: `Verified`, `Regressed`, `InsufficientTraffic`,
+    /// `NotProvenSafe`, `NoMetrics`, or `Undecided` (the rollout ended before the judge concluded).
+    pub verdict: String,
+}
+
 /// Every metric of the controller.
 pub struct ControllerMetrics {
     registry: Registry,
@@ -114,6 +124,8 @@ pub struct ControllerMetrics {
     pub step_lag: Histogram,
     /// `serin_alerts_sent_total`: alert deliveries by provider type and result.
     pub alerts: Family<AlertLabels, Counter>,
+    /// `serin_judge_verdict_total`: the sequential judge's verdict per finished rollout.
+    pub judge_verdicts: Family<JudgeLabels, Counter>,
 }
 
 impl Default for ControllerMetrics {
@@ -187,6 +199,12 @@ impl ControllerMetrics {
             "Alert deliveries by provider type and result",
             alerts.clone(),
         );
+        let judge_verdicts = Family::<JudgeLabels, Counter>::default();
+        registry.register(
+            "serin_judge_verdict",
+            "The sequential judge's verdicts of finished rollouts, by mode (shadow: reported, not acted on)",
+            judge_verdicts.clone(),
+        );
         ControllerMetrics {
             registry,
             info,
@@ -201,6 +219,7 @@ impl ControllerMetrics {
             reconciles,
             step_lag,
             alerts,
+            judge_verdicts,
         }
     }
 

@@ -297,4 +297,28 @@ fn count_outcome(ctx: &Context, plan: &Plan, before: Phase, decision: &Decision)
     } else {
         ctx.metrics.failures.get_or_create(&labels).inc();
     }
+    if let Some(judge) = decision.status.judge.as_ref().filter(|_| plan.judge.sequential_runs()) {
+        let verdict = match judge.outcome.as_deref() {
+            Some(outcome) => outcome.to_owned(),
+            None if plan.judge.mode == serin_core::JudgeMode::Shadow => judge_shadow_verdict(judge),
+            None => "Undecided".to_owned(),
+        };
+        ctx.metrics
+            .judge_verdicts
+            .get_or_create(&crate::metrics::JudgeLabels {
+                mode: plan.judge.mode.as_str().into(),
+                verdict,
+            })
+            .inc();
+    }
+}
+
+/// What the shadow judge had concluded when Flagger's rule ended the rollout.
+fn judge_shadow_verdict(judge: &serin_core::JudgeState) -> String {
+    match judge.announced.as_deref() {
+        Some("rollback") => "Regressed".into(),
+        Some("verified") => "Verified".into(),
+        Some(other) if !other.contains('@') => other.to_owned(),
+        _ => "Undecided".into(),
+    }
 }

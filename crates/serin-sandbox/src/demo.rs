@@ -268,7 +268,7 @@ pub async fn set_image(client: &Client, tag: &str) -> anyhow::Result<()> {
 
 /// Runs the demo on a started cluster (controller included); returns whether every scenario
 /// ended as expected.
-pub async fn run(cluster: &Cluster, root: &Path, scenario: Scenario, fast: bool) -> anyhow::Result<bool> {
+pub async fn run(cluster: &Cluster, root: &Path, scenario: Scenario, fast: bool, judge: &str) -> anyhow::Result<bool> {
     let client = cluster.client()?;
     let mut observer = Observer::new(client.clone(), false);
     println!(
@@ -280,6 +280,9 @@ pub async fn run(cluster: &Cluster, root: &Path, scenario: Scenario, fast: bool)
         }
     );
     install_seed(&client, root, fast, &mut observer).await?;
+    if judge != "flagger" {
+        use_judge(&client, root, fast, judge).await?;
+    }
     let limit = if fast {
         Duration::from_secs(120)
     } else {
@@ -316,6 +319,29 @@ pub async fn run(cluster: &Cluster, root: &Path, scenario: Scenario, fast: bool)
         );
     }
     Ok(ok)
+}
+
+/// Puts the Canary under `judge` (`judge.serin.dev/mode`), with the load test raised to
+/// 100 req/s: the sequential judge decides on evidence, and at the seed's 10 req/s a verified
+/// promotion takes 10–30 minutes.
+pub async fn use_judge(client: &Client, root: &Path, fast: bool, judge: &str) -> anyhow::Result<()> {
+    let mut webhooks = seed_canary(root, fast)?["spec"]["analysis"]["webhooks"].clone();
+    webhooks[0]["metadata"]["cmd"] = json!("hey -z 1m -q 50 -c 2 http://podinfo.test");
+    println!(
+        "\n$ kubectl -n test annotate canary podinfo judge.serin.dev/mode={judge}\n  (and the load test raised to 100 req/s: hey -z 1m -q 50 -c 2)"
+    );
+    canaries(client)
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "metadata": {"annotations": {"judge.serin.dev/mode": judge}},
+                "spec": {"analysis": {"webhooks": webhooks}},
+            })),
+        )
+        .await
+        .context("annotate the Canary")?;
+    Ok(())
 }
 
 /// Rolls out image `tag`: waits until the new revision is picked up (`status.canaryRevision`

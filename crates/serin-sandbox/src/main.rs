@@ -98,6 +98,10 @@ enum Cli {
         /// Leave the sandbox running afterwards.
         #[arg(long)]
         keep: bool,
+        /// Judge the rollouts with `flagger` (default), `shadow` or `sequential` (with 100 req/s
+        /// of load, what the sequential judge needs to decide in a few minutes).
+        #[arg(long, default_value = "flagger")]
+        judge: String,
     },
 }
 
@@ -133,7 +137,10 @@ enum ScenarioArg {
     All,
 }
 
-async fn demo(root: PathBuf, scenario: ScenarioArg, fast: bool, keep: bool) -> anyhow::Result<()> {
+async fn demo(root: PathBuf, scenario: ScenarioArg, fast: bool, keep: bool, judge: String) -> anyhow::Result<()> {
+    if serin_core::JudgeMode::parse(&judge).is_none() {
+        bail!("--judge {judge:?}: flagger, shadow or sequential");
+    }
     let scenario = match scenario {
         ScenarioArg::Promote => serin_sandbox::demo::Scenario::Promote,
         ScenarioArg::Rollback => serin_sandbox::demo::Scenario::Rollback,
@@ -147,15 +154,18 @@ async fn demo(root: PathBuf, scenario: ScenarioArg, fast: bool, keep: bool) -> a
     let mut cluster = serin_sandbox::cluster::Cluster::start(bins, &root, Vec::new())?;
     cluster.start_controller()?;
     println!("logs: {}", cluster.logs.display());
-    let ok = serin_sandbox::demo::run(&cluster, &root, scenario, fast).await;
+    let ok = serin_sandbox::demo::run(&cluster, &root, scenario, fast, &judge).await;
     if keep {
         println!(
             "
 The sandbox keeps running. Explore with:
   kubectl --server {} get canaries -A
   kubectl --server {} -n test describe canary podinfo
+  KUBECONFIG={} serin get canary podinfo -n test -w
 Press Ctrl-C to stop.",
-            cluster.api_url, cluster.api_url
+            cluster.api_url,
+            cluster.api_url,
+            write_kubeconfig(&cluster)?.display()
         );
         tokio::signal::ctrl_c().await?;
     }
@@ -184,7 +194,8 @@ async fn main() -> anyhow::Result<()> {
             scenario,
             fast,
             keep,
-        } => demo(root, scenario, fast, keep).await,
+            judge,
+        } => demo(root, scenario, fast, keep, judge).await,
         Cli::Knative { server, router } => knative(&server, router).await,
         Cli::KubeApi {
             port,
@@ -260,4 +271,15 @@ async fn kube_api(port: u16, crds: &[PathBuf], knative: Option<(bool, RouterArgs
     }
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+/// A kubeconfig for the sandbox's API, for `serin` and `kubectl` (in the logs directory).
+fn write_kubeconfig(cluster: &serin_sandbox::cluster::Cluster) -> anyhow::Result<PathBuf> {
+    let path = cluster.logs.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {}\ncontexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n    namespace: test\ncurrent-context: sandbox\nusers:\n- name: sandbox\n  user: {{}}\n",
+        cluster.api_url
+    );
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
