@@ -51,7 +51,7 @@ impl Access {
 }
 
 /// A kube error in an operator's words.
-fn explain(e: kube::Error, what: &str) -> anyhow::Error {
+pub(crate) fn explain(e: kube::Error, what: &str) -> anyhow::Error {
     match &e {
         kube::Error::Api(s)
             if s.code == 404

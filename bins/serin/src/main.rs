@@ -24,6 +24,7 @@ use serin_metrics::QuerySet;
 mod check_metrics;
 mod cluster;
 mod plan;
+mod requests;
 mod validate;
 
 #[derive(Parser)]
@@ -74,6 +75,43 @@ enum Command {
     Resume {
         /// The Canary.
         name: String,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
+    /// Pass the current step of a rollout now (no analysis; gates and weights' order still apply).
+    Promote {
+        /// The Canary.
+        name: String,
+        /// Go straight to promotion instead of the next weight.
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
+    /// Roll a rollout back now: all traffic to the primary.
+    Abort {
+        /// The Canary.
+        name: String,
+        /// Why, recorded in the request and its event.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
+    /// Analyse again the revision that was rolled back.
+    Retry {
+        /// The Canary.
+        name: String,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
+    /// Open a gate for the current rollout without a loadtester.
+    Approve {
+        /// The Canary.
+        name: String,
+        /// confirm-rollout, confirm-traffic-increase or confirm-promotion.
+        #[arg(long, default_value = "confirm-promotion")]
+        gate: String,
         #[command(flatten)]
         access: cluster::Access,
     },
@@ -157,6 +195,23 @@ fn main() -> ExitCode {
         Command::Resume { name, access } => {
             on_cluster(Box::pin(async move { cluster::suspend(&access, &name, false).await }))
         }
+        Command::Promote { name, full, access } => on_cluster(Box::pin(async move {
+            let action = if full {
+                requests::Action::PromoteFull
+            } else {
+                requests::Action::Promote
+            };
+            requests::send(&access, &name, action, None).await
+        })),
+        Command::Abort { name, reason, access } => on_cluster(Box::pin(async move {
+            requests::send(&access, &name, requests::Action::Abort, reason.as_deref()).await
+        })),
+        Command::Retry { name, access } => on_cluster(Box::pin(async move {
+            requests::send(&access, &name, requests::Action::Retry, None).await
+        })),
+        Command::Approve { name, gate, access } => on_cluster(Box::pin(async move {
+            requests::send(&access, &name, requests::Action::Approve(gate), None).await
+        })),
         Command::Validate { files } => validate::run(&files),
         Command::Plan { file, output } => plan::run(&file, output).map(|()| true),
         Command::CheckMetrics {

@@ -15,12 +15,15 @@
 //!   (`judge.serin.dev/mode` annotation and the Serin-owned `judge.serin.dev/v1alpha1` CRD).
 //! - [`validate()`]: Canary → `Plan`, with errors naming the field path.
 //! - [`canaries_in`]: Canaries from multi-document YAML.
+//! - [`requests`]: the request annotations people write (`serin promote`, `abort`, `retry`,
+//!   `approve`).
 //! - [`crd_documents`]: the CRDs as YAML, for `deploy/crds/`.
 
 mod alert;
 mod canary;
 mod documents;
 mod judge;
+pub mod requests;
 mod schema;
 mod status;
 mod template;

@@ -65,6 +65,13 @@ pub struct CanaryStatus {
     /// The last decision and its explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<LastDecision>,
+    /// Requests of people handled so far (`serin promote|abort|retry|approve` annotations):
+    /// annotation → the value handled.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub handled_requests: std::collections::BTreeMap<String, String>,
+    /// Gates a person opened for the current rollout (`serin approve`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_gates: Vec<String>,
     /// The sequential judge's state (`judge.serin.dev/mode: sequential` or `shadow`): bounds,
     /// counter snapshot, the per-tick count trace and its `summary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +165,12 @@ impl CanaryStatus {
             next_step_at: t(&self.next_step_at),
             last_transition_at: t(&self.last_transition_time),
             flagger: self.flagger_record(),
+            handled_requests: self.handled_requests.clone(),
+            approved_gates: self
+                .approved_gates
+                .iter()
+                .filter_map(|g| crate::requests::gate_kind(g))
+                .collect(),
             // A judge state that does not read (written by another version) starts afresh.
             judge: self.judge.clone().and_then(|v| serde_json::from_value(v).ok()),
         }
@@ -199,6 +212,8 @@ impl CanaryStatus {
         let (status, message) = r.phase.promoted_condition(target_kind);
         self.set_condition("Promoted", status.as_str(), r.phase.as_str(), &message, now);
         self.judge = r.judge.as_ref().and_then(|j| serde_json::to_value(j).ok());
+        self.handled_requests = r.handled_requests.clone();
+        self.approved_gates = r.approved_gates.iter().map(|g| g.as_str().to_owned()).collect();
         if let Some(judge) = &r.judge {
             self.set_judge_conditions(judge, now);
         }
@@ -312,6 +327,8 @@ mod tests {
             next_step_at: Some(Time::from_millis(1_700_000_016_000)),
             last_transition_at: Some(Time::from_millis(1_700_000_015_000)),
             flagger: FlaggerRecord::default(),
+            handled_requests: [("serin.dev/promote".to_owned(), "t1 by alice".to_owned())].into(),
+            approved_gates: vec![serin_core::HookKind::ConfirmPromotion],
             judge: Some(serin_core::JudgeState {
                 baseline: true,
                 snapshot: [("c|n|gw-1".to_owned(), 120)].into(),

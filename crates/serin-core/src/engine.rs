@@ -105,6 +105,9 @@ impl<'a> Tick<'a> {
     }
 
     fn run(&mut self) -> Flow {
+        if self.operator_requests() {
+            return Ok(());
+        }
         if self.plan.suspend {
             return self.suspended();
         }
@@ -136,6 +139,7 @@ impl<'a> Tick<'a> {
         s.canary_unready_since = None;
         s.next_step_at = None;
         s.judge = None;
+        s.approved_gates.clear();
     }
 
     pub(crate) fn due(&self) -> bool {
@@ -215,6 +219,15 @@ impl<'a> Tick<'a> {
     /// explanation.
     pub(crate) fn first_hook_failure(&mut self, kind: HookKind) -> Result<Option<Rejection>, Pending> {
         let mut first = None;
+        if self.approved(kind) {
+            self.explanation.checks.push(CheckVerdict {
+                check: format!("gate {}", kind.as_str()),
+                observed: "approved by a person for this rollout".into(),
+                bound: "open".into(),
+                verdict: Verdict::Pass,
+            });
+            return Ok(None);
+        }
         for i in self.plan.hooks_of(kind) {
             let hook = &self.plan.webhooks[i];
             let Some(outcome) = self.obs.hooks.get(&i).cloned() else {

@@ -45,6 +45,7 @@ mod judged;
 mod messages;
 mod observe;
 mod plan;
+mod requests;
 mod rollout;
 pub mod schedule;
 pub mod sequential;
@@ -63,6 +64,7 @@ pub use observe::{
     MetricOutcome, Observation, Readiness, Revision, World,
 };
 pub use plan::{Hook, HookKind, MetricCheck, MetricKind, Plan, Strategy, ThresholdRange};
+pub use requests::{OperatorRequest, RequestAction};
 pub use sequential::{Assessment, JudgeState};
 pub use status::{ConditionStatus, Phase, RolloutStatus};
 pub use time::{Time, go_duration};

@@ -196,3 +196,52 @@ pub(crate) fn rollback_deadline(plan: &Plan, revision: &str, reason: Option<&str
         reason.map(|r| format!(": {r}")).unwrap_or_default()
     )
 }
+
+/// Serin's rollback asked for by a person (`serin abort`).
+pub(crate) fn rollback_requested(plan: &Plan) -> String {
+    format!("Rolling back {} abort requested", plan.canary_ref())
+}
+
+/// `serin abort`, announced.
+pub(crate) fn abort_requested(plan: &Plan, who: &str) -> String {
+    format!("Abort of {} requested by {who}", plan.canary_ref())
+}
+
+/// `serin retry`, announced.
+pub(crate) fn retry_requested(plan: &Plan, revision: &str, who: &str) -> String {
+    format!(
+        "Retry of {} requested by {who}: analysing revision {revision} again",
+        plan.canary_ref()
+    )
+}
+
+/// `serin promote`, announced.
+pub(crate) fn promote_requested(plan: &Plan, full: bool, who: &str) -> String {
+    let what = if full { "full promotion" } else { "the next step" };
+    format!("{} of {} requested by {who}", capitalized(what), plan.canary_ref())
+}
+
+/// `serin approve`, announced.
+pub(crate) fn gate_approved(plan: &Plan, gate: &str, who: &str) -> String {
+    format!(
+        "Gate {gate} of {} approved by {who} for this rollout",
+        plan.canary_ref()
+    )
+}
+
+/// A request that does not apply in this phase.
+pub(crate) fn nothing_to(plan: &Plan, action: &str, who: &str, phase: Phase) -> String {
+    format!(
+        "Nothing to {action} for {} (requested by {who}): phase is {}",
+        plan.canary_ref(),
+        phase.as_str()
+    )
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}

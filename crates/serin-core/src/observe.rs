@@ -133,6 +133,9 @@ pub struct Observation {
     /// The raw request counters of both revisions, for the sequential judge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<CountsOutcome>,
+    /// Requests people wrote on the Canary (handled ones included: the status says which).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<crate::OperatorRequest>,
 }
 
 impl Observation {

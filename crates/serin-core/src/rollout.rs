@@ -12,6 +12,7 @@ use crate::{
 enum RollbackCause {
     Threshold,
     Manual,
+    Requested,
     RevisionFailed(String),
     Deadline(Option<String>),
 }
@@ -42,6 +43,17 @@ impl Tick<'_> {
             return Ok(());
         }
         let started = self.status.analysis_started_at.is_some();
+        if started
+            && self.status.phase == Phase::Progressing
+            && let Some(full) = self.promote_requested()
+        {
+            // A person passes the step: no metric analysis, but the gates and the weights'
+            // order still apply.
+            if full {
+                return self.promotion_gate(&canary);
+            }
+            return self.advance(&canary);
+        }
         if !started && (self.due() || was_unready) {
             return self.first_step(&canary);
         }
@@ -389,10 +401,16 @@ impl Tick<'_> {
         }
     }
 
+    /// A rollback asked for by a person (`serin abort`): all traffic back on the primary.
+    pub(crate) fn rollback_now(&mut self, canary: &str) {
+        self.rollback(canary, RollbackCause::Requested);
+    }
+
     fn rollback(&mut self, canary: &str, cause: RollbackCause) {
         let reason = match cause {
             RollbackCause::Threshold => messages::rollback_threshold(self.plan, self.status.failed_checks),
             RollbackCause::Manual => messages::rollback_manual(self.plan),
+            RollbackCause::Requested => messages::rollback_requested(self.plan),
             RollbackCause::RevisionFailed(reason) => messages::rollback_revision_failed(self.plan, canary, &reason),
             RollbackCause::Deadline(reason) => messages::rollback_deadline(self.plan, canary, reason.as_deref()),
         };

@@ -191,6 +191,8 @@ pub struct Simulation<R> {
     pub wake_at: Option<Time>,
     /// Number of engine calls (including re-entries for checks).
     pub engine_calls: usize,
+    /// Request annotations people wrote on the Canary (`serin promote`, …).
+    pub requests: Vec<crate::OperatorRequest>,
 }
 
 impl<R: Responder> Simulation<R> {
@@ -205,6 +207,7 @@ impl<R: Responder> Simulation<R> {
             log: Vec::new(),
             wake_at: None,
             engine_calls: 0,
+            requests: Vec::new(),
         }
     }
 
@@ -235,6 +238,7 @@ impl<R: Responder> Simulation<R> {
     /// Runs one step at the current time, as a reconcile triggered by a change would.
     pub fn step_now(&mut self) -> Decision {
         let mut obs = Observation::of(self.world.observe());
+        obs.requests = self.requests.clone();
         let decision = loop {
             self.engine_calls += 1;
             match step(&self.plan, &self.status, &obs, self.now) {

@@ -154,6 +154,13 @@ pub struct RolloutStatus {
     /// read once, when Serin adopts the Canary, and then dropped.
     #[serde(default, skip_serializing_if = "FlaggerRecord::is_empty")]
     pub flagger: FlaggerRecord,
+    /// Requests of people handled so far: where each was written → its value (never reset, so
+    /// an old request is never redone).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub handled_requests: std::collections::BTreeMap<String, String>,
+    /// Gates a person opened for the current rollout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_gates: Vec<crate::HookKind>,
     /// The sequential judge's state for the current (or last) rollout, when it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<JudgeState>,

@@ -31,6 +31,7 @@
 //! - finalizer.rs: `revertOnDeletion` (the finalizer and the release of the target).
 //! - [`serve`]: the admin endpoints, the stop signal and leader election for a controller process.
 //! - checks.rs: metric queries, counters and webhook calls for a `CheckRequest`.
+//! - requests.rs: request annotations (`serin promote`, …) removed once handled.
 //! - judging.rs: the judge annotation and `JudgePolicy` of a Canary (`JudgeConfigInvalid`).
 //! - [`Context`], [`Config`]: shared state and settings.
 //! - [`events::EventRecorder`], [`metrics::ControllerMetrics`].
@@ -46,6 +47,7 @@ pub mod leader;
 pub mod metrics;
 mod notify;
 mod reconcile;
+mod requests;
 pub mod serve;
 mod status;
 

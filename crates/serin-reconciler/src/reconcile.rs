@@ -129,6 +129,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         ctx.metrics.step_lag.observe(now.since(due).as_secs_f64());
     }
     let mut obs = Observation::of(world);
+    obs.requests = serin_api::requests::operator_requests(canary);
     let decision = loop {
         match step(&plan, &status, &obs, now) {
             Step::Done(d) => break d,
@@ -158,8 +159,10 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         },
     )
     .await?;
-    // After the status is written: a step redone after a failed write raises no alert twice.
+    // After the status is written: a step redone after a failed write raises no alert twice,
+    // and a request is removed only once the status says it was handled.
     alerts.dispatch(ctx);
+    crate::requests::consume(canary, &api, &decision.status).await;
     ctx.metrics.observe_status(
         &plan.target_name,
         &namespace,

@@ -54,7 +54,7 @@ async fn the_sequential_judge_rolls_back_a_regression_verifies_a_healthy_canary_
     merge(&client, json!({"spec": {"analysis": {"webhooks": webhooks}}})).await;
 
     // A primary with a realistic latency spread, promoted by Flagger's rule.
-    let (phase, events) = rollout(&mut observer, &client, "6.1.0").await;
+    let (phase, events) = rollout(&mut observer, &client, "6.5.0").await;
     assert_eq!(phase, "Succeeded", "{events:#?}");
 
     // The sequential judge, with α = 0.001 so that this test's healthy rollout is not rolled
@@ -84,7 +84,7 @@ async fn the_sequential_judge_rolls_back_a_regression_verifies_a_healthy_canary_
     )
     .await;
 
-    let (phase, events) = rollout(&mut observer, &client, "6.1.1").await;
+    let (phase, events) = rollout(&mut observer, &client, "6.5.1").await;
     assert_eq!(phase, "Failed", "{events:#?}");
     assert!(
         events
@@ -99,7 +99,7 @@ async fn the_sequential_judge_rolls_back_a_regression_verifies_a_healthy_canary_
         "{canary:#}"
     );
 
-    let (phase, events) = rollout(&mut observer, &client, "6.1.2").await;
+    let (phase, events) = rollout(&mut observer, &client, "6.5.2").await;
     assert_eq!(phase, "Succeeded", "{events:#?}");
     assert!(
         events.iter().any(|e| e.starts_with("Verified podinfo.test")),
@@ -136,7 +136,7 @@ async fn the_sequential_judge_rolls_back_a_regression_verifies_a_healthy_canary_
         json!({"metadata": {"annotations": {"judge.serin.dev/policy": "short"}}, "spec": {"metricsServer": empty.url}}),
     )
     .await;
-    let (phase, events) = rollout(&mut observer, &client, "6.1.0").await;
+    let (phase, events) = rollout(&mut observer, &client, "6.5.0").await;
     assert_eq!(phase, "Failed", "{events:#?}");
     assert!(
         events

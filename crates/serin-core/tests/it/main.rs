@@ -4,5 +4,6 @@ mod deletion;
 mod hooks;
 mod migration;
 mod properties;
+mod requests;
 mod rollouts;
 mod support;

@@ -79,8 +79,8 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The demo's images (the tutorial's podinfo tags): `6.0.2` answers 500 to 30% of requests
     /// (the tutorial's `curl …/status/500` loop), `6.0.3` adds 800 ms of latency, `6.0.4`
-    /// fails (`ContainerMissing`), `6.0.5` never becomes Ready; `6.1.0` and `6.1.2` are healthy
-    /// with a realistic latency spread and `6.1.1` adds 5% of 5xx to it (the sequential judge's
+    /// fails (`ContainerMissing`), `6.0.5` never becomes Ready; `6.5.0` and `6.5.2` are healthy
+    /// with a realistic latency spread and `6.5.1` adds 5% of 5xx to it (the sequential judge's
     /// end-to-end test); others are healthy.
     pub fn demo() -> Self {
         let profile = |error_ratio: f64, latency_ms: u64| Profile {
@@ -102,9 +102,9 @@ impl SimConfig {
         };
         SimConfig {
             images: vec![
-                ("podinfo:6.1.0".into(), judged(0.0)),
-                ("podinfo:6.1.1".into(), judged(0.05)),
-                ("podinfo:6.1.2".into(), judged(0.0)),
+                ("podinfo:6.5.0".into(), judged(0.0)),
+                ("podinfo:6.5.1".into(), judged(0.05)),
+                ("podinfo:6.5.2".into(), judged(0.0)),
                 (
                     "podinfo:6.0.2".into(),
                     Behaviour {
