@@ -158,16 +158,23 @@ pub fn detail(name: &str, namespace: &str, s: &CanaryStatus, threshold: i64) -> 
 }
 
 /// `serin get canary NAME`.
-pub async fn show(access: &Access, name: &str, json: bool) -> anyhow::Result<()> {
+pub async fn show(access: &Access, name: &str, output: crate::Output) -> anyhow::Result<()> {
     let (client, namespace) = access.connect().await?;
     let api: Api<Canary> = Api::namespaced(client, &namespace);
     let canary = api
         .get(name)
         .await
         .map_err(|e| explain(e, &format!("Canary {namespace}/{name}")))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&canary)?);
-        return Ok(());
+    match output {
+        crate::Output::Json => {
+            println!("{}", serde_json::to_string_pretty(&canary)?);
+            return Ok(());
+        }
+        crate::Output::Yaml => {
+            print!("{}", serde_saphyr::to_string(&canary)?);
+            return Ok(());
+        }
+        crate::Output::Text => {}
     }
     let threshold = canary.spec.analysis.as_ref().and_then(|a| a.threshold).unwrap_or(0);
     print!(
@@ -198,20 +205,31 @@ pub async fn watch(access: &Access, name: &str) -> anyhow::Result<()> {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
     let (client, namespace) = access.connect().await?;
-    let api: Api<Canary> = Api::namespaced(client, &namespace);
+    let api: Api<Canary> = Api::namespaced(client.clone(), &namespace);
     api.get(name)
         .await
         .map_err(|e| explain(e, &format!("Canary {namespace}/{name}")))?;
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = std::pin::pin!(watcher(api, config).applied_objects());
+    let live = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last = String::new();
     while let Some(canary) = stream.next().await {
         let canary = canary.map_err(|e| anyhow::anyhow!("watch of Canary {namespace}/{name} failed: {e}"))?;
         let threshold = canary.spec.analysis.as_ref().and_then(|a| a.threshold).unwrap_or(0);
-        let line = watch_line(&canary.status.clone().unwrap_or_default(), threshold);
-        if line != last {
-            println!("{line}");
-            last = line;
+        let shown = if live {
+            let events = crate::live::recent_events(&client, &namespace, name, 6).await;
+            crate::live::frame(&canary, &events)
+        } else {
+            watch_line(&canary.status.clone().unwrap_or_default(), threshold)
+        };
+        if shown != last {
+            if live {
+                print!("{}{shown}", crate::live::CLEAR);
+                std::io::Write::flush(&mut std::io::stdout())?;
+            } else {
+                println!("{shown}");
+            }
+            last = shown;
         }
     }
     Ok(())

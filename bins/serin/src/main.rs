@@ -23,6 +23,7 @@ use serin_metrics::QuerySet;
 
 mod check_metrics;
 mod cluster;
+mod live;
 mod plan;
 mod requests;
 mod validate;
@@ -158,6 +159,8 @@ pub enum Output {
     Text,
     /// One JSON document.
     Json,
+    /// One YAML document.
+    Yaml,
 }
 
 fn main() -> ExitCode {
@@ -186,9 +189,7 @@ fn main() -> ExitCode {
             what: Get::Canary {
                 name, output, access, ..
             },
-        } => on_cluster(Box::pin(async move {
-            cluster::show(&access, &name, matches!(output, Output::Json)).await
-        })),
+        } => on_cluster(Box::pin(async move { cluster::show(&access, &name, output).await })),
         Command::Pause { name, access } => {
             on_cluster(Box::pin(async move { cluster::suspend(&access, &name, true).await }))
         }

@@ -26,6 +26,7 @@ pub fn run(file: &Path, output: Output) -> anyhow::Result<()> {
     let schedule = Schedule::for_plan(&plan);
     match output {
         Output::Json => println!("{}", serde_json::to_string(&schedule)?),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(&schedule)?),
         Output::Text => {
             println!(
                 "Rollout of {} (interval {}):",

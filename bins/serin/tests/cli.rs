@@ -242,3 +242,29 @@ fn validate_checks_alert_references_against_the_alert_providers_in_the_file() {
         "{stdout}"
     );
 }
+
+/// Installed as `kubectl-serin` (a link to `serin` on the PATH), it runs as `kubectl serin`.
+#[test]
+fn it_runs_as_the_kubectl_serin_plugin() {
+    if Command::new("kubectl").args(["version", "--client"]).output().is_err() {
+        // As the deploy tests: kubectl is not among what `cargo xtask ci` installs.
+        eprintln!("SKIPPED: kubectl is not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("serin-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let link = dir.join("kubectl-serin");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_serin"), &link).expect("link");
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("kubectl")
+        .args(["serin", "plan", "testdata/seed/podinfo-canary.yaml"])
+        .current_dir(root())
+        .env("PATH", path)
+        .output()
+        .expect("kubectl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("+  75s  promotion (after 5 metric checks)"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -171,3 +171,116 @@ async fn get_w_prints_a_line_per_change_as_it_happens() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `get -w` on a terminal (a pseudo-terminal from `script`): the view is redrawn in place, one
+/// frame per change, with the plan's steps, the current one marked, the reason and the checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_w_on_a_terminal_redraws_one_frame_per_change() {
+    use std::io::Read;
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("SERIN_REQUIRE_TOOLS").is_none(),
+            "script (util-linux) is required"
+        );
+        eprintln!("SKIPPED: script (util-linux) is not installed");
+        return;
+    }
+    let api = KubeApi::start(0).await.expect("emulator");
+    let crd = std::fs::read_to_string(root().join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
+    api.install_crd(serde_saphyr::from_str(&crd).expect("yaml"))
+        .expect("install");
+    api.create_namespace("test");
+    let canaries: Api<Canary> = Api::namespaced(api.client().expect("client"), "test");
+    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
+    canaries
+        .create(&PostParams::default(), &serde_saphyr::from_str(&seed).expect("canary"))
+        .await
+        .expect("create");
+    let config = kubeconfig(&api.url());
+    let command = format!(
+        "{} get canary podinfo -w --kubeconfig {}",
+        env!("CARGO_BIN_EXE_serin"),
+        config.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("lock").push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    // Frames are separated by the clear-screen sequence; wait until `count` of them arrived.
+    let frames = move |count: usize| -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = output.lock().expect("lock").clone();
+            let frames: Vec<String> = text
+                .split("\x1b[H\x1b[2J")
+                .skip(1)
+                .map(|f| f.replace('\r', ""))
+                .collect();
+            if frames.len() >= count || std::time::Instant::now() > deadline {
+                return frames;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let first = frames(1);
+    assert_eq!(first.len(), 1, "one frame for the current state: {first:?}");
+    assert!(
+        first[0].contains("Steps:     10% → 20% → 30% → 40% → 50% → promote   (every 15s)"),
+        "{}",
+        first[0]
+    );
+    for (i, (weight, summary)) in [
+        (10, "first step: 10% of traffic"),
+        (20, "analysis passed; 20% of traffic"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let status = serde_json::json!({"status": {"phase": "Progressing", "canaryWeight": weight, "failedChecks": 1,
+            "canaryRevision": "podinfo-00002", "primaryRevision": "podinfo-00001",
+            "lastDecision": {"summary": summary, "checks": ["request-success-rate 98.50% (bound >= 99%) Fail"]}}});
+        canaries
+            .patch_status("podinfo", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("status");
+        let all = tokio::task::spawn_blocking({
+            let frames = frames.clone();
+            move || frames(i + 2)
+        })
+        .await
+        .expect("join");
+        assert_eq!(all.len(), i + 2, "one new frame per change: {all:?}");
+        let frame = &all[i + 1];
+        assert!(
+            frame.starts_with("Canary test/podinfo   Progressing   weight "),
+            "{frame}"
+        );
+        assert!(
+            frame.contains(&format!("[{weight}%]")),
+            "the current step is marked: {frame}"
+        );
+        assert!(frame.contains(&format!("Why:       {summary}")), "{frame}");
+        assert!(
+            frame.contains("  request-success-rate 98.50% (bound >= 99%) Fail"),
+            "{frame}"
+        );
+        assert!(frame.contains("Failed checks: 1/15"), "{frame}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
