@@ -123,7 +123,8 @@ pub async fn recent_events(client: &kube::Client, namespace: &str, name: &str, n
             )
         })
         .collect();
-    events.sort();
+    // By time; events of the same second keep the API's (creation) order.
+    events.sort_by(|a, b| a.0.cmp(&b.0));
     let skip = events.len().saturating_sub(n);
     events.into_iter().skip(skip).map(|(_, line)| line).collect()
 }
