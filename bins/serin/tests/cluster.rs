@@ -39,18 +39,23 @@ fn kubeconfig(server: &str) -> PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_pause_and_resume_work_through_a_kubeconfig() {
+/// The API emulator with Serin's Canary CRD, namespace `test` and the seed's Canary.
+async fn emulator_with_the_seed_canary() -> (KubeApi, Api<Canary>) {
     let api = KubeApi::start(0).await.expect("emulator");
     let crd = std::fs::read_to_string(root().join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
     api.install_crd(serde_saphyr::from_str(&crd).expect("yaml"))
         .expect("install");
     api.create_namespace("test");
-    let client = api.client().expect("client");
-    let canaries: Api<Canary> = Api::namespaced(client, "test");
+    let canaries: Api<Canary> = Api::namespaced(api.client().expect("client"), "test");
     let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
     let canary: Canary = serde_saphyr::from_str(&seed).expect("canary");
     canaries.create(&PostParams::default(), &canary).await.expect("create");
+    (api, canaries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pause_and_resume_work_through_a_kubeconfig() {
+    let (api, canaries) = emulator_with_the_seed_canary().await;
     let status = serde_json::json!({"status": {
         "phase": "Progressing", "canaryWeight": 20, "failedChecks": 1,
         "primaryRevision": "podinfo-00001", "canaryRevision": "podinfo-00002",
@@ -117,17 +122,7 @@ async fn get_pause_and_resume_work_through_a_kubeconfig() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_w_prints_a_line_per_change_as_it_happens() {
     use std::io::{BufRead, BufReader};
-    let api = KubeApi::start(0).await.expect("emulator");
-    let crd = std::fs::read_to_string(root().join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
-    api.install_crd(serde_saphyr::from_str(&crd).expect("yaml"))
-        .expect("install");
-    api.create_namespace("test");
-    let canaries: Api<Canary> = Api::namespaced(api.client().expect("client"), "test");
-    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
-    canaries
-        .create(&PostParams::default(), &serde_saphyr::from_str(&seed).expect("canary"))
-        .await
-        .expect("create");
+    let (api, canaries) = emulator_with_the_seed_canary().await;
     let config = kubeconfig(&api.url());
     let mut child = Command::new(env!("CARGO_BIN_EXE_serin"))
         .args(["get", "canary", "podinfo", "-w", "--kubeconfig"])
@@ -185,17 +180,7 @@ async fn get_w_on_a_terminal_redraws_one_frame_per_change() {
         eprintln!("SKIPPED: script (util-linux) is not installed");
         return;
     }
-    let api = KubeApi::start(0).await.expect("emulator");
-    let crd = std::fs::read_to_string(root().join("deploy/crds/canaries.flagger.app.yaml")).expect("crd");
-    api.install_crd(serde_saphyr::from_str(&crd).expect("yaml"))
-        .expect("install");
-    api.create_namespace("test");
-    let canaries: Api<Canary> = Api::namespaced(api.client().expect("client"), "test");
-    let seed = std::fs::read_to_string(root().join("testdata/seed/podinfo-canary.yaml")).expect("seed");
-    canaries
-        .create(&PostParams::default(), &serde_saphyr::from_str(&seed).expect("canary"))
-        .await
-        .expect("create");
+    let (api, canaries) = emulator_with_the_seed_canary().await;
     let config = kubeconfig(&api.url());
     let command = format!(
         "{} get canary podinfo -w --kubeconfig {}",

@@ -42,15 +42,7 @@ async fn promote_abort_retry_and_full_promotion_move_a_seed_rollout() {
     let (cluster, client, mut observer) = serin_sandbox::demo::seeded_cluster(&sandbox, &root(), true)
         .await
         .unwrap_or_else(|e| panic!("{e:#} (build the binaries first: cargo build --workspace --bins)"));
-    let config = cluster.logs.join("kubeconfig");
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: {}\ncontexts:\n- name: s\n  context:\n    cluster: s\n    user: u\n    namespace: test\ncurrent-context: s\nusers:\n- name: u\n  user: {{}}\n",
-            cluster.api_url
-        ),
-    )
-    .expect("kubeconfig");
+    let config = cluster.write_kubeconfig().expect("kubeconfig");
     let config = config.to_str().expect("utf-8").to_owned();
 
     // Nothing in flight: refused with the reason, nothing written.

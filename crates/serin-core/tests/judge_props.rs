@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use serin_core::{
-    Arm, Counter, CounterSample, JudgeMode, JudgeState, Observation, RolloutStatus, Time, World,
+    Arm, Assessment, Counter, CounterSample, JudgeMode, JudgeState, Observation, RolloutStatus, Time, World,
     sequential::{ArmCounts, Bounds, Ingested, TickCounts, assess},
     sim::example_plan,
 };
@@ -54,36 +54,36 @@ fn trace() -> impl Strategy<Value = Vec<TickCounts>> {
     })
 }
 
+/// The assessment of `ticks`, and of the same ticks with the canary's counts of tick `k`
+/// (modulo their number) changed by `worsen`.
+fn before_and_after(ticks: Vec<TickCounts>, k: usize, worsen: impl FnOnce(&mut ArmCounts)) -> (Assessment, Assessment) {
+    let plan = plan();
+    let policy = plan.judge.policy.clone();
+    let before = assess(&plan, &policy, &state(ticks.clone()));
+    let mut worse = ticks;
+    let k = k % worse.len();
+    worsen(&mut worse[k].canary);
+    (before, assess(&plan, &policy, &state(worse)))
+}
+
+fn gate(a: &Assessment, name: &str) -> Option<f64> {
+    a.gates.iter().find(|g| g.name == name).map(|g| g.log_evidence)
+}
+
 proptest! {
     #[test]
     fn more_canary_errors_never_lower_harm_nor_raise_the_error_gate(ticks in trace(), k in 0usize..40, extra in 1u64..50) {
-        let plan = plan();
-        let policy = plan.judge.policy.clone();
-        let before = assess(&plan, &policy, &state(ticks.clone()));
-        let mut worse = ticks;
-        let k = k % worse.len();
         // The same requests, more of them failing (the exposure share stays what it was).
-        let c = &mut worse[k].canary;
-        c.errors = (c.errors + extra).min(c.requests);
-        let after = assess(&plan, &policy, &state(worse));
-        let harm = |a: &serin_core::Assessment| a.harm.iter().find(|h| h.check.name() == "5xx").map(|h| h.log_evidence);
-        let gate = |a: &serin_core::Assessment| a.gates.iter().find(|g| g.name == "5xx-slo").map(|g| g.log_evidence);
+        let (before, after) = before_and_after(ticks, k, |c| c.errors = (c.errors + extra).min(c.requests));
+        let harm = |a: &Assessment| a.harm.iter().find(|h| h.check.name() == "5xx").map(|h| h.log_evidence);
         prop_assert!(harm(&after) >= harm(&before).map(|v| v - 1e-9), "{:?} {:?}", harm(&before), harm(&after));
-        prop_assert!(gate(&after) <= gate(&before).map(|v| v + 1e-9), "{:?} {:?}", gate(&before), gate(&after));
+        prop_assert!(gate(&after, "5xx-slo") <= gate(&before, "5xx-slo").map(|v| v + 1e-9));
     }
 
     #[test]
     fn more_slow_canary_requests_never_raise_the_tail_gate(ticks in trace(), k in 0usize..40, extra in 1u64..50) {
-        let plan = plan();
-        let policy = plan.judge.policy.clone();
-        let before = assess(&plan, &policy, &state(ticks.clone()));
-        let mut worse = ticks;
-        let k = k % worse.len();
-        let c = &mut worse[k].canary;
-        c.slow_tail = (c.slow_tail + extra).min(c.timed);
-        let after = assess(&plan, &policy, &state(worse));
-        let gate = |a: &serin_core::Assessment| a.gates.iter().find(|g| g.name == "tail").map(|g| g.log_evidence);
-        prop_assert!(gate(&after) <= gate(&before).map(|v| v + 1e-9));
+        let (before, after) = before_and_after(ticks, k, |c| c.slow_tail = (c.slow_tail + extra).min(c.timed));
+        prop_assert!(gate(&after, "tail") <= gate(&before, "tail").map(|v| v + 1e-9));
     }
 
     #[test]

@@ -216,6 +216,18 @@ impl Cluster {
         })
     }
 
+    /// Writes a kubeconfig for this sandbox's API (namespace `test`) into the logs directory,
+    /// for `serin` and `kubectl`; returns its path.
+    pub fn write_kubeconfig(&self) -> anyhow::Result<PathBuf> {
+        let path = self.logs.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {}\ncontexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n    namespace: test\ncurrent-context: sandbox\nusers:\n- name: sandbox\n  user: {{}}\n",
+            self.api_url
+        );
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
     /// Starts (or restarts) the controller against the sandbox and waits for `/healthz`.
     pub fn start_controller(&mut self) -> anyhow::Result<()> {
         let listen = self.controller_listen;

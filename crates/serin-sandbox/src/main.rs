@@ -165,7 +165,7 @@ The sandbox keeps running. Explore with:
 Press Ctrl-C to stop.",
             cluster.api_url,
             cluster.api_url,
-            write_kubeconfig(&cluster)?.display()
+            cluster.write_kubeconfig()?.display()
         );
         tokio::signal::ctrl_c().await?;
     }
@@ -271,15 +271,4 @@ async fn kube_api(port: u16, crds: &[PathBuf], knative: Option<(bool, RouterArgs
     }
     tokio::signal::ctrl_c().await?;
     Ok(())
-}
-
-/// A kubeconfig for the sandbox's API, for `serin` and `kubectl` (in the logs directory).
-fn write_kubeconfig(cluster: &serin_sandbox::cluster::Cluster) -> anyhow::Result<PathBuf> {
-    let path = cluster.logs.join("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {}\ncontexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n    namespace: test\ncurrent-context: sandbox\nusers:\n- name: sandbox\n  user: {{}}\n",
-        cluster.api_url
-    );
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
 }
