@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use serin_alerts::{Delivery, DeliveryResult, Dispatcher, DispatcherConfig, Job, Target, payload::Subject};
-use serin_api::{AlertProvider, Canary};
+use serin_api::Canary;
 use serin_core::{Action, Alert, AlertSeverity, Decision, Event, Plan, RolloutStatus, Severity};
 use tokio::sync::mpsc;
 
@@ -76,8 +76,11 @@ fn muted(canary: &Canary, alert: &Alert) -> bool {
 
 /// Resolves an AlertProvider (and its Secret) into a target; the error names no secret.
 async fn resolve(ctx: &Context, namespace: &str, name: &str) -> Result<Target, String> {
-    let providers: Api<AlertProvider> = Api::namespaced(ctx.client.clone(), namespace);
-    let provider = providers.get(name).await.map_err(|e| short(&e))?;
+    let provider = ctx
+        .config_cache
+        .alert_provider(&ctx.client, namespace, name)
+        .await
+        .map_err(|e| short(&e))?;
     let spec = &provider.spec;
     let mut address = spec.address.clone();
     let mut proxy = spec.proxy.clone();

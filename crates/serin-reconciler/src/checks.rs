@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use serin_api::{Canary, MetricTemplate, webhook_timeout};
+use serin_api::{Canary, webhook_timeout};
 use serin_core::{CheckRequest, CountsOutcome, HookOutcome, MetricOutcome, Plan};
 use serin_metrics::{
     CounterScope, MetricsProvider, QuerySource, Revisions, metric_query, outcome, providers::ProviderSettings,
@@ -188,8 +188,11 @@ async fn template_provider(
     name: &str,
     interval: Duration,
 ) -> Result<(String, Arc<dyn MetricsProvider>), String> {
-    let templates: Api<MetricTemplate> = Api::namespaced(ctx.client.clone(), namespace);
-    let template = templates.get(name).await.map_err(|e| e.to_string())?;
+    let template = ctx
+        .config_cache
+        .metric_template(&ctx.client, namespace, name)
+        .await
+        .map_err(|e| e.to_string())?;
     let provider = &template.spec.provider;
     let mut settings = ProviderSettings::new(&provider.type_);
     settings.address = provider.address.clone();

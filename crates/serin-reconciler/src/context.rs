@@ -162,6 +162,8 @@ pub struct Context {
     pub clock: Clock,
     /// The Canary cache (set when the controller starts).
     pub store: OnceLock<Store<Canary>>,
+    /// MetricTemplates, AlertProviders and JudgePolicies from watches (started by [`crate::run`]).
+    pub config_cache: crate::config_cache::ConfigCache,
     /// Canaries by target Service.
     pub targets: Arc<TargetIndex>,
     /// Alert delivery (`analysis.alerts` and the global notifier); `None`: no alerts are sent.
@@ -193,6 +195,7 @@ impl Context {
             event_webhook: None,
             clock: wall_clock(),
             store: OnceLock::new(),
+            config_cache: crate::config_cache::ConfigCache::default(),
             targets: Arc::new(TargetIndex::default()),
             alerting: None,
             providers: Mutex::new(HashMap::new()),

@@ -80,6 +80,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    ctx.config_cache.start(&client, ctx.config.namespace.as_deref());
     let controller = Controller::new(canaries, watcher::Config::default());
     let store = controller.store();
     let _ = ctx.store.set(store.clone());

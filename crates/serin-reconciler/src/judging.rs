@@ -3,8 +3,7 @@
 //! silently: the Canary is judged by Flagger's rule, with the `JudgeConfigInvalid` condition and
 //! a Warning event saying why.
 
-use kube::Api;
-use serin_api::{Canary, CanaryStatus, JudgePolicy, judge_request, judge_settings};
+use serin_api::{Canary, CanaryStatus, judge_request, judge_settings};
 use serin_core::{Event, JudgeSettings, Severity};
 
 use crate::Context;
@@ -15,8 +14,7 @@ pub(crate) async fn settings(canary: &Canary, ctx: &Context) -> Result<JudgeSett
     let policy = match &request.policy {
         Some(name) => {
             let namespace = canary.metadata.namespace.clone().unwrap_or_default();
-            let api: Api<JudgePolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-            match api.get(name).await {
+            match ctx.config_cache.judge_policy(&ctx.client, &namespace, name).await {
                 Ok(policy) => Some(policy.spec),
                 Err(kube::Error::Api(e)) if e.code == 404 => {
                     return Err(format!("JudgePolicy {name} not found in namespace {namespace}"));

@@ -33,11 +33,13 @@
 //! - checks.rs: metric queries, counters and webhook calls for a `CheckRequest`.
 //! - requests.rs: request annotations (`serin promote`, …) removed once handled.
 //! - judging.rs: the judge annotation and `JudgePolicy` of a Canary (`JudgeConfigInvalid`).
+//! - [`config_cache`]: MetricTemplates, AlertProviders and JudgePolicies from watches.
 //! - [`Context`], [`Config`]: shared state and settings.
 //! - [`events::EventRecorder`], [`metrics::ControllerMetrics`].
 
 pub mod alerting;
 mod checks;
+pub mod config_cache;
 mod context;
 mod controller;
 pub mod events;
@@ -63,8 +65,8 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("flagger.app", "canaries/status", &["get", "patch", "update"]),
     ("flagger.app", "canaries/finalizers", &["update"]),
     ("flagger.app", "metrictemplates", &["get", "list", "watch"]),
-    ("flagger.app", "alertproviders", &["get"]),
-    ("judge.serin.dev", "judgepolicies", &["get"]),
+    ("flagger.app", "alertproviders", &["get", "list", "watch"]),
+    ("judge.serin.dev", "judgepolicies", &["get", "list", "watch"]),
     ("serving.knative.dev", "services", &["get", "list", "watch", "patch"]),
     ("serving.knative.dev", "revisions", &["get", "list", "watch"]),
     ("", "events", &["create", "patch"]),
