@@ -179,12 +179,8 @@ impl<'a> Tick<'a> {
             Some(_) => self.status.phase,
         };
         // The sequential judge reads its counters with the metrics, in the same round.
-        let counts =
-            (self.plan.judge.sequential_runs() && !metrics.is_empty() && self.obs.counts.is_none()).then(|| {
-                crate::CountsRequest {
-                    calibrate: self.status.judge.as_ref().is_none_or(|j| j.bounds.is_none()),
-                }
-            });
+        let counts = (self.plan.judge.sequential_runs() && !metrics.is_empty() && self.obs.counts.is_none())
+            .then(|| self.counts_request());
         Pending(CheckRequest {
             metrics,
             hooks,

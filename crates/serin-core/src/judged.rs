@@ -16,8 +16,10 @@ use crate::{
 pub(crate) enum Conclusion {
     /// Evidence of harm: roll back.
     Regressed(String),
-    /// The step may advance (below max weight) or the canary is verified (at max weight).
+    /// Below max weight: the step may advance.
     Pass(String),
+    /// At max weight: every safety gate passed.
+    Verified(String),
     /// The deadline came without evidence either way, and the policy says what to do.
     Deadline { reason: &'static str, message: String },
     /// Keep collecting.
@@ -55,10 +57,16 @@ impl Tick<'_> {
             Some(outcome) => Ok(outcome),
             None => {
                 let mut pending = self.request(Vec::new(), Vec::new());
-                let calibrate = self.status.judge.as_ref().is_none_or(|j| j.bounds.is_none());
-                pending.0.counts = Some(CountsRequest { calibrate });
+                pending.0.counts = Some(self.counts_request());
                 Err(pending)
             }
+        }
+    }
+
+    /// The counters to ask for: with the calibration until the bounds are known.
+    pub(crate) fn counts_request(&self) -> CountsRequest {
+        CountsRequest {
+            calibrate: self.status.judge.as_ref().is_none_or(|j| j.bounds.is_none()),
         }
     }
 
@@ -128,7 +136,7 @@ impl Tick<'_> {
             .map(|t| t.canary.requests as f64 / plan.interval.as_secs_f64().max(1.0))
             .unwrap_or(0.0);
         if at_max && (assessment.verified() || state.outcome.as_deref() == Some("Verified")) {
-            return Conclusion::Pass(format!(
+            return Conclusion::Verified(format!(
                 "Verified {}: every safety gate passed on {} canary requests at max weight",
                 plan.canary_ref(),
                 thousands(assessment.final_requests)
@@ -240,13 +248,12 @@ impl Tick<'_> {
                 self.count_failure(canary, message);
                 Ok(false)
             }
-            Conclusion::Pass(message) => {
-                if message.starts_with("Verified") {
-                    if self.status.judge.as_ref().and_then(|j| j.outcome.as_deref()) != Some("Verified") {
-                        self.event(Severity::Normal, message);
-                    }
-                    self.set_outcome("Verified");
+            Conclusion::Pass(_) => Ok(true),
+            Conclusion::Verified(message) => {
+                if self.status.judge.as_ref().and_then(|j| j.outcome.as_deref()) != Some("Verified") {
+                    self.event(Severity::Normal, message);
                 }
+                self.set_outcome("Verified");
                 Ok(true)
             }
             Conclusion::Deadline { reason, message } => {
@@ -294,7 +301,7 @@ impl Tick<'_> {
         self.explain(&assessment);
         let (key, message) = match self.conclude(&assessment) {
             Conclusion::Regressed(m) => ("rollback".to_owned(), format!("[shadow] would roll back: {m}")),
-            Conclusion::Pass(m) if m.starts_with("Verified") => ("verified".to_owned(), format!("[shadow] {m}")),
+            Conclusion::Verified(m) => ("verified".to_owned(), format!("[shadow] {m}")),
             Conclusion::Pass(m) => (
                 format!("advance@{}", self.status.canary_weight),
                 format!("[shadow] would advance: {m}"),
