@@ -239,7 +239,7 @@ pub async fn watch(access: &Access, name: &str) -> anyhow::Result<()> {
 pub async fn suspend(access: &Access, name: &str, suspend: bool) -> anyhow::Result<()> {
     let (client, namespace) = access.connect().await?;
     let api: Api<Canary> = Api::namespaced(client, &namespace);
-    let patch = serde_json::json!({"spec": {"suspend": suspend}});
+    let patch = serin_api::requests::suspend_patch(suspend);
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| explain(e, &format!("Canary {namespace}/{name}")))?;

@@ -13,16 +13,20 @@
 //!   Canaries, through kubeconfig as kubectl finds it.
 //! - `serin pause NAME`, `serin resume NAME`: `spec.suspend`.
 //!
+//! - `serin dashboard [--port 3100] [--allow-actions]`: the rollout dashboard on loopback.
+//!
 //! `validate`, `plan` and `check-metrics` read files (and Prometheus); `get`, `pause` and
 //! `resume` talk to the cluster of the current kubeconfig context.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use serin_api::requests::Request;
 use serin_metrics::QuerySet;
 
 mod check_metrics;
 mod cluster;
+mod dashboard;
 mod live;
 mod plan;
 mod requests;
@@ -116,6 +120,21 @@ enum Command {
         #[command(flatten)]
         access: cluster::Access,
     },
+    /// Serve the rollout dashboard (read-only unless --allow-actions) on loopback.
+    Dashboard {
+        /// The port to listen on.
+        #[arg(long, default_value_t = 3100)]
+        port: u16,
+        /// The address to listen on; anything but loopback shares the pages (and, with
+        /// --allow-actions, the buttons) with whoever can reach it.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: std::net::IpAddr,
+        /// Show the action buttons (promote, abort, retry, approve, pause, resume) and accept them.
+        #[arg(long)]
+        allow_actions: bool,
+        #[command(flatten)]
+        access: cluster::Access,
+    },
     /// Print the rollout schedule of a Canary.
     Plan {
         /// A YAML file holding one Canary.
@@ -197,21 +216,28 @@ fn main() -> ExitCode {
             on_cluster(Box::pin(async move { cluster::suspend(&access, &name, false).await }))
         }
         Command::Promote { name, full, access } => on_cluster(Box::pin(async move {
-            let action = if full {
-                requests::Action::PromoteFull
-            } else {
-                requests::Action::Promote
-            };
-            requests::send(&access, &name, action, None).await
+            let request = if full { Request::PromoteFull } else { Request::Promote };
+            requests::send(&access, &name, request, None).await
         })),
         Command::Abort { name, reason, access } => on_cluster(Box::pin(async move {
-            requests::send(&access, &name, requests::Action::Abort, reason.as_deref()).await
+            requests::send(&access, &name, Request::Abort, reason.as_deref()).await
         })),
         Command::Retry { name, access } => on_cluster(Box::pin(async move {
-            requests::send(&access, &name, requests::Action::Retry, None).await
+            requests::send(&access, &name, Request::Retry, None).await
         })),
         Command::Approve { name, gate, access } => on_cluster(Box::pin(async move {
-            requests::send(&access, &name, requests::Action::Approve(gate), None).await
+            let Some(request) = Request::parse(&format!("approve-{gate}")) else {
+                anyhow::bail!("--gate {gate:?}: confirm-rollout, confirm-traffic-increase or confirm-promotion");
+            };
+            requests::send(&access, &name, request, None).await
+        })),
+        Command::Dashboard {
+            port,
+            address,
+            allow_actions,
+            access,
+        } => on_cluster(Box::pin(async move {
+            dashboard::run(&access, (address, port).into(), allow_actions).await
         })),
         Command::Validate { files } => validate::run(&files),
         Command::Plan { file, output } => plan::run(&file, output).map(|()| true),

@@ -6,7 +6,7 @@
 use k8s_openapi::jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serin_core::{Explanation, FlaggerRecord, Phase, RolloutStatus, Time, flagger::revision_hash};
+use serin_core::{Explanation, FlaggerRecord, Phase, RolloutStatus, Time, Verdict, flagger::revision_hash};
 
 /// `Canary.status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -103,7 +103,7 @@ pub struct CanaryCondition {
 }
 
 /// The last decision, as written to status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastDecision {
     /// One sentence.
@@ -111,6 +111,33 @@ pub struct LastDecision {
     /// Every check: `check: observed (bound) verdict`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
+    /// The metrics' values as numbers, with their bounds (what charts draw).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricReading>,
+    /// When this decision was taken (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+/// One metric's value at a decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricReading {
+    /// The metric's name.
+    pub name: String,
+    /// The value judged (success rates in percent, durations in milliseconds).
+    pub value: f64,
+    /// The lower bound, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The upper bound, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `%`, `ms` or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    /// Whether the value was within its bounds.
+    pub passed: bool,
 }
 
 impl From<&Explanation> for LastDecision {
@@ -122,6 +149,22 @@ impl From<&Explanation> for LastDecision {
                 .iter()
                 .map(|c| format!("{}: {} ({}) {:?}", c.check, c.observed, c.bound, c.verdict))
                 .collect(),
+            metrics: e
+                .checks
+                .iter()
+                .filter_map(|c| {
+                    let m = c.measured.as_ref()?;
+                    Some(MetricReading {
+                        name: c.check.strip_prefix("metric ").unwrap_or(&c.check).to_owned(),
+                        value: m.value,
+                        min: m.min,
+                        max: m.max,
+                        unit: m.unit.clone(),
+                        passed: c.verdict == Verdict::Pass,
+                    })
+                })
+                .collect(),
+            at: None,
         }
     }
 }

@@ -104,8 +104,21 @@ pub enum Verdict {
     Error,
 }
 
+/// A metric's value as a number, with the bounds it was held against, for charts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// The value judged (durations in milliseconds, success rates in percent).
+    pub value: f64,
+    /// The lower bound, if any.
+    pub min: Option<f64>,
+    /// The upper bound, if any.
+    pub max: Option<f64>,
+    /// `%`, `ms` or empty.
+    pub unit: String,
+}
+
 /// One line of an explanation: what was checked, what was seen, against what, and the verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckVerdict {
     /// `metric request-success-rate`, `webhook load-test (rollout)`, …
     pub check: String,
@@ -115,10 +128,13 @@ pub struct CheckVerdict {
     pub bound: String,
     /// The verdict.
     pub verdict: Verdict,
+    /// The value as a number, when the check measured one (metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
 }
 
 /// Why the engine decided what it decided.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Explanation {
     /// One sentence.
     pub summary: String,

@@ -221,6 +221,7 @@ impl<'a> Tick<'a> {
                 observed: "approved by a person for this rollout".into(),
                 bound: "open".into(),
                 verdict: Verdict::Pass,
+                measured: None,
             });
             return Ok(None);
         }
@@ -239,6 +240,7 @@ impl<'a> Tick<'a> {
                 observed: outcome.describe(),
                 bound: "2xx".into(),
                 verdict,
+                measured: None,
             });
             if !outcome.passed() {
                 first = Some(Rejection {

@@ -37,6 +37,7 @@ pub fn judge(plan: &Plan, metric: &MetricCheck, outcome: &MetricOutcome, canary:
                 observed: why.to_owned(),
                 bound: bound.clone(),
                 verdict: Verdict::NoData,
+                measured: None,
             },
             halt_message: Some(message),
         }
@@ -50,6 +51,7 @@ pub fn judge(plan: &Plan, metric: &MetricCheck, outcome: &MetricOutcome, canary:
                 observed: format!("error: {err}"),
                 bound,
                 verdict: Verdict::Error,
+                measured: None,
             },
             halt_message: Some(format!("Prometheus query failed for {}: {err}", metric.name)),
         },
@@ -104,6 +106,17 @@ fn judge_value(plan: &Plan, metric: &MetricCheck, raw: f64, check: String, bound
             observed,
             bound,
             verdict,
+            measured: Some(crate::Measured {
+                value,
+                min: metric.range.min,
+                max: metric.range.max,
+                unit: match metric.kind {
+                    MetricKind::SuccessRate => "%",
+                    MetricKind::Duration => "ms",
+                    MetricKind::Custom => "",
+                }
+                .to_owned(),
+            }),
         },
         halt_message,
     }

@@ -363,6 +363,7 @@ impl Tick<'_> {
                 } else {
                     crate::Verdict::Pass
                 },
+                measured: None,
             });
         }
         for g in &assessment.gates {
@@ -375,6 +376,7 @@ impl Tick<'_> {
                 } else {
                     crate::Verdict::NoData
                 },
+                measured: None,
             });
         }
     }

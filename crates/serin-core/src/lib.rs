@@ -53,7 +53,7 @@ pub mod sim;
 mod status;
 mod time;
 
-pub use action::{Action, CheckVerdict, Decision, Event, Explanation, Severity, TrafficSplit, Verdict};
+pub use action::{Action, CheckVerdict, Decision, Event, Explanation, Measured, Severity, TrafficSplit, Verdict};
 pub use alerts::{Alert, AlertSeverity, alerts};
 pub use engine::{Step, finalize, step};
 pub use flagger::FlaggerRecord;

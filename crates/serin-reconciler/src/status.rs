@@ -54,7 +54,20 @@ pub(crate) async fn write_status(
         && previous.phase.as_deref() == Some(phase.as_str())
         && (!phase.is_active() || decision.explanation.on_schedule);
     if !quiet || previous.last_decision.is_none() {
-        status.last_decision = Some(LastDecision::from(&decision.explanation));
+        let mut last = LastDecision::from(&decision.explanation);
+        // The same decision again keeps its time, so that repeating it writes nothing.
+        last.at = match &previous.last_decision {
+            Some(before)
+                if LastDecision {
+                    at: None,
+                    ..before.clone()
+                } == last =>
+            {
+                before.at.clone()
+            }
+            _ => Some(rfc3339(now)),
+        };
+        status.last_decision = Some(last);
     }
     let summary = status
         .last_decision

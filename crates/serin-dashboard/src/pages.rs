@@ -1,0 +1,300 @@
+//! The pages, rendered on the server as HTML: the list of Canaries and one Canary. Each page's
+//! `<main>` is also what the live stream sends, so a browser with JavaScript swaps it in place
+//! and one without still reads the whole page.
+
+use std::fmt::Write;
+
+use serin_api::{Canary, CanaryStatus, parse_time, rfc3339};
+use serin_core::{Time, go_duration};
+
+use crate::{
+    history::History,
+    svg::{self, TimelineMarks},
+};
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `HH:MM:SS` (UTC).
+pub fn clock(t: Time) -> String {
+    let text = rfc3339(t);
+    text.get(11..19).unwrap_or(&text).to_owned()
+}
+
+const STYLE: &str = include_str!("style.css");
+
+/// The whole page around a `<main>`: the live stream replaces `<main>` on every change.
+pub fn page(title: &str, stream: &str, main: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>{title} · Serin</title><style>{STYLE}</style></head><body><header><a href="/" class="brand">Serin</a> <span class="live" id="live">static page: reload for news</span></header><main id="main">{main}</main><script>
+(function () {{
+  if (!window.EventSource) return;
+  var live = document.getElementById('live');
+  var source = new EventSource({stream:?});
+  source.onopen = function () {{ live.textContent = 'live'; live.className = 'live on'; }};
+  source.onerror = function () {{ live.textContent = 'reconnecting…'; live.className = 'live'; }};
+  source.onmessage = function (e) {{ document.getElementById('main').innerHTML = e.data; }};
+}})();
+</script></body></html>"#,
+        title = escape(title),
+    )
+}
+
+fn status(c: &Canary) -> CanaryStatus {
+    c.status.clone().unwrap_or_default()
+}
+
+/// The Canary's `maxWeight` (the top of its weight charts).
+pub fn max_weight(c: &Canary) -> i64 {
+    let analysis = c.spec.analysis.as_ref();
+    analysis
+        .and_then(|a| a.max_weight)
+        .or_else(|| analysis.and_then(|a| a.step_weights.as_ref()?.iter().copied().max()))
+        .unwrap_or(100)
+}
+
+fn eta(s: &CanaryStatus, now: Time) -> String {
+    match s.estimated_promotion_at.as_deref().and_then(parse_time) {
+        Some(at) if at > now => format!("{} (in {})", clock(at), go_duration(at.since(now))),
+        Some(at) => clock(at),
+        None => "—".into(),
+    }
+}
+
+fn phase_pill(phase: &str) -> String {
+    let class = match phase {
+        "Succeeded" | "Initialized" => "ok",
+        "Failed" => "bad",
+        "" => "idle",
+        _ => "busy",
+    };
+    format!(
+        r#"<span class="phase {class}">{}</span>"#,
+        escape(if phase.is_empty() { "New" } else { phase })
+    )
+}
+
+/// The list of Canaries.
+pub fn list_main<'a>(canaries: impl Iterator<Item = &'a History>, now: Time) -> String {
+    let mut rows = String::new();
+    let mut count = 0;
+    for h in canaries {
+        let Some(c) = &h.canary else { continue };
+        count += 1;
+        let s = status(c);
+        let ns = c.metadata.namespace.clone().unwrap_or_default();
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let _ = write!(
+            rows,
+            r#"<tr class="canary" data-name="{ns}/{name}"><td>{ns}</td><td><a href="/canaries/{ns}/{name}">{name}</a></td><td>{}</td><td class="weight">{}%</td><td>{} → {}</td><td>{}</td><td>{}</td><td class="summary">{}</td></tr>"#,
+            phase_pill(s.phase.as_deref().unwrap_or_default()),
+            s.canary_weight.unwrap_or(0),
+            escape(s.primary_revision.as_deref().unwrap_or("—")),
+            escape(s.canary_revision.as_deref().unwrap_or("—")),
+            escape(&eta(&s, now)),
+            svg::sparkline(&h.weights, max_weight(c), now),
+            escape(s.last_decision.as_ref().map_or("", |d| d.summary.as_str())),
+            ns = escape(&ns),
+            name = escape(&name),
+        );
+    }
+    if count == 0 {
+        return r#"<h1>Canaries</h1><p class="empty">No Canaries yet.</p>"#.into();
+    }
+    format!(
+        r#"<h1>Canaries <small>{count}</small></h1><table class="list"><thead><tr><th>Namespace</th><th>Name</th><th>Phase</th><th>Weight</th><th>Primary → canary</th><th>ETA</th><th>Weight over time</th><th>Last decision</th></tr></thead><tbody>{rows}</tbody></table>"#
+    )
+}
+
+/// The actions a person may take, as forms posting the CLI's requests.
+pub struct Actions<'a> {
+    /// The CSRF token every form carries.
+    pub csrf: &'a str,
+}
+
+fn action_forms(c: &Canary, actions: &Actions) -> String {
+    let s = status(c);
+    let phase = s.phase.as_deref().unwrap_or_default();
+    let ns = escape(c.metadata.namespace.as_deref().unwrap_or_default());
+    let name = escape(c.metadata.name.as_deref().unwrap_or_default());
+    let suspended = c.spec.suspend.unwrap_or(false);
+    let mut buttons: Vec<(&str, &str)> = vec![
+        ("promote", "Promote one step"),
+        ("promote-full", "Promote now"),
+        ("abort", "Abort"),
+        ("retry", "Retry"),
+        ("approve-confirm-rollout", "Approve rollout"),
+        ("approve-confirm-traffic-increase", "Approve traffic increase"),
+        ("approve-confirm-promotion", "Approve promotion"),
+    ];
+    buttons
+        .retain(|(word, _)| serin_api::requests::Request::parse(word).is_some_and(|r| r.refused_in(phase).is_none()));
+    buttons.push(if suspended {
+        ("resume", "Resume")
+    } else {
+        ("pause", "Pause")
+    });
+    let mut html = String::from(r#"<section class="actions"><h2>Actions</h2>"#);
+    for (word, label) in buttons {
+        let _ = write!(
+            html,
+            r#"<form method="post" action="/canaries/{ns}/{name}/requests"><input type="hidden" name="csrf" value="{}"><input type="hidden" name="request" value="{word}"><button type="submit" id="action-{word}">{label}</button></form>"#,
+            escape(actions.csrf)
+        );
+    }
+    html.push_str("</section>");
+    html
+}
+
+/// One Canary.
+pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String {
+    let Some(c) = &h.canary else {
+        return r#"<h1>Not found</h1><p class="empty">No such Canary (yet).</p>"#.into();
+    };
+    let s = status(c);
+    let ns = c.metadata.namespace.clone().unwrap_or_default();
+    let name = c.metadata.name.clone().unwrap_or_default();
+    let threshold = c.spec.analysis.as_ref().and_then(|a| a.threshold).unwrap_or(0);
+    let mut html = format!(
+        r#"<h1>{}/{} {}</h1><dl class="facts"><dt>Weight</dt><dd id="weight">{}%</dd><dt>Primary</dt><dd>{}</dd><dt>Canary</dt><dd>{}</dd><dt>Failed checks</dt><dd>{}/{}</dd><dt>ETA</dt><dd>{}</dd>{}</dl><p class="summary">{}</p>"#,
+        escape(&ns),
+        escape(&name),
+        phase_pill(s.phase.as_deref().unwrap_or_default()),
+        s.canary_weight.unwrap_or(0),
+        escape(s.primary_revision.as_deref().unwrap_or("—")),
+        escape(s.canary_revision.as_deref().unwrap_or("—")),
+        s.failed_checks.unwrap_or(0),
+        threshold,
+        escape(&eta(&s, now)),
+        if c.spec.suspend.unwrap_or(false) {
+            "<dt>Suspended</dt><dd>yes</dd>"
+        } else {
+            ""
+        },
+        escape(s.last_decision.as_ref().map_or("", |d| d.summary.as_str())),
+    );
+    if let Some(actions) = actions {
+        html.push_str(&action_forms(c, actions));
+    }
+    let start = h.started.or_else(|| h.weights.first().map(|p| p.at)).unwrap_or(now);
+    let marks = TimelineMarks {
+        decisions: &h.decisions,
+        events: h.rollout_events().collect(),
+    };
+    let _ = write!(
+        html,
+        r#"<section><h2>Timeline</h2>{}</section>"#,
+        svg::timeline(&h.weights, max_weight(c), start, now, &marks)
+    );
+    if !h.metrics.is_empty() {
+        html.push_str(r#"<section class="metrics"><h2>Metrics</h2>"#);
+        for (metric, readings) in &h.metrics {
+            let _ = write!(
+                html,
+                r#"<figure><figcaption>{}</figcaption>{}</figure>"#,
+                escape(metric),
+                svg::metric_chart(metric, readings, start, now)
+            );
+        }
+        html.push_str("</section>");
+    }
+    if let Some(summary) = s.judge.as_ref().and_then(|j| j.get("summary")).and_then(|v| v.as_str()) {
+        let _ = write!(
+            html,
+            r#"<section class="evidence"><h2>Evidence (sequential judge)</h2><p>{}</p></section>"#,
+            escape(summary)
+        );
+    }
+    if !h.hooks.is_empty() {
+        html.push_str(r#"<section><h2>Hooks and gates</h2><ul class="hooks">"#);
+        for line in h.hooks.values() {
+            let class = if line.ends_with(" Pass") { "pass" } else { "fail" };
+            let _ = write!(html, r#"<li class="{class}">{}</li>"#, escape(line));
+        }
+        html.push_str("</ul></section>");
+    }
+    if !s.conditions.is_empty() {
+        html.push_str(r#"<section><h2>Conditions</h2><table><tbody>"#);
+        for cond in &s.conditions {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&cond.type_),
+                escape(&cond.status),
+                escape(cond.reason.as_deref().unwrap_or_default()),
+                escape(cond.message.as_deref().unwrap_or_default())
+            );
+        }
+        html.push_str("</tbody></table></section>");
+    }
+    html.push_str(r#"<section><h2>Events</h2><table class="events"><tbody>"#);
+    for e in h.events.iter().rev() {
+        let _ = write!(
+            html,
+            r#"<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            e.kind.to_lowercase(),
+            clock(e.at),
+            escape(&e.kind),
+            if e.count > 1 {
+                format!("×{}", e.count)
+            } else {
+                String::new()
+            },
+            escape(&e.message)
+        );
+    }
+    html.push_str("</tbody></table></section>");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_the_cluster_cannot_inject_markup() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        let mut h = History::default();
+        let mut c = Canary::new("<b>podinfo</b>", Default::default());
+        c.metadata.namespace = Some("test".into());
+        h.observe(c, Time::from_millis(0));
+        let main = list_main(std::iter::once(&h), Time::from_millis(1000));
+        assert!(!main.contains("<b>podinfo"), "{main}");
+        assert!(main.contains("&lt;b&gt;podinfo"), "{main}");
+    }
+
+    #[test]
+    fn action_buttons_offer_only_what_the_phase_allows() {
+        let mut h = History::default();
+        let mut c = Canary::new("podinfo", Default::default());
+        c.metadata.namespace = Some("test".into());
+        c.status = Some(CanaryStatus {
+            phase: Some("Failed".into()),
+            ..Default::default()
+        });
+        h.observe(c, Time::from_millis(0));
+        let actions = Actions { csrf: "t0ken" };
+        let main = canary_main(&h, Time::from_millis(1000), Some(&actions));
+        assert!(main.contains(r#"id="action-retry""#), "{main}");
+        assert!(!main.contains(r#"id="action-abort""#), "{main}");
+        assert!(main.contains(r#"name="csrf" value="t0ken""#));
+        let read_only = canary_main(&h, Time::from_millis(1000), None);
+        assert!(!read_only.contains("<form"), "{read_only}");
+    }
+}

@@ -1,0 +1,192 @@
+//! The HTTP side: pages, their live streams (server-sent events, one message per change of
+//! the store, carrying the page's new `<main>`), and the actions. Actions are off unless the
+//! dashboard was started with them on; each one carries the page's CSRF token and writes the
+//! same request annotation (or `spec.suspend`) the CLI writes.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    Form, Router,
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response, Sse, sse::Event as SseEvent},
+    routing::{get, post},
+};
+use futures::Stream;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+};
+use serde::Deserialize;
+use serin_api::{Canary, requests::Request};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    history::History,
+    pages::{self, Actions},
+    store::{Store, wall_clock},
+};
+
+/// The least time between two messages of one stream: many changes at once become one.
+const STREAM_COALESCE: Duration = Duration::from_millis(250);
+
+/// How the dashboard serves.
+#[derive(Clone)]
+pub struct Options {
+    /// Whether the action buttons are shown and their requests accepted.
+    pub allow_actions: bool,
+    /// Who the requests are written as (`<who> via dashboard`).
+    pub who: String,
+}
+
+#[derive(Clone)]
+struct App {
+    store: Arc<Store>,
+    client: Client,
+    options: Options,
+    csrf: Arc<str>,
+}
+
+fn csrf_token() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 24];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // Without randomness no token can be trusted: an empty one matches no form.
+        return String::new();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The dashboard's routes over `store`, writing requests through `client`.
+pub fn router(store: Arc<Store>, client: Client, options: Options) -> Router {
+    let app = App {
+        store,
+        client,
+        options,
+        csrf: csrf_token().into(),
+    };
+    Router::new()
+        .route("/", get(list))
+        .route("/canaries/{namespace}/{name}", get(canary))
+        .route("/canaries/{namespace}/{name}/requests", post(request))
+        .route("/sse/", get(list_stream))
+        .route("/sse/canaries/{namespace}/{name}", get(canary_stream))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(app)
+}
+
+fn list_main(app: &App) -> String {
+    app.store.read(|all| pages::list_main(all.values(), wall_clock()))
+}
+
+fn canary_main(app: &App, namespace: &str, name: &str) -> String {
+    let actions = app.options.allow_actions.then(|| Actions { csrf: &app.csrf });
+    app.store.read(|all| {
+        let key = (namespace.to_owned(), name.to_owned());
+        let empty = History::default();
+        pages::canary_main(all.get(&key).unwrap_or(&empty), wall_clock(), actions.as_ref())
+    })
+}
+
+async fn list(State(app): State<App>) -> Html<String> {
+    Html(pages::page("Canaries", "/sse/", &list_main(&app)))
+}
+
+async fn canary(State(app): State<App>, Path((namespace, name)): Path<(String, String)>) -> Html<String> {
+    let main = canary_main(&app, &namespace, &name);
+    let stream = format!("/sse/canaries/{namespace}/{name}");
+    Html(pages::page(&format!("{namespace}/{name}"), &stream, &main))
+}
+
+/// A stream of `render()` results: one now, then one after each change (coalesced).
+fn live(
+    app: App,
+    render: impl Fn(&App) -> String + Send + 'static,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let changes = app.store.subscribe();
+    futures::stream::unfold(
+        (app, changes, render, true),
+        |(app, mut changes, render, first)| async move {
+            if !first {
+                changes.changed().await.ok()?;
+                tokio::time::sleep(STREAM_COALESCE).await;
+                changes.borrow_and_update();
+            }
+            let event = SseEvent::default().data(render(&app));
+            Some((Ok(event), (app, changes, render, false)))
+        },
+    )
+}
+
+async fn list_stream(State(app): State<App>) -> impl IntoResponse {
+    Sse::new(live(app, list_main)).keep_alive(Default::default())
+}
+
+async fn canary_stream(State(app): State<App>, Path((namespace, name)): Path<(String, String)>) -> impl IntoResponse {
+    Sse::new(live(app, move |app| canary_main(app, &namespace, &name))).keep_alive(Default::default())
+}
+
+/// An action's form.
+#[derive(Deserialize)]
+struct RequestForm {
+    csrf: String,
+    request: String,
+}
+
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{why}\n"),
+    )
+        .into_response()
+}
+
+async fn request(
+    State(app): State<App>,
+    Path((namespace, name)): Path<(String, String)>,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    if !app.options.allow_actions {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "actions are off: start the dashboard with --allow-actions",
+        );
+    }
+    if app.csrf.is_empty() || !bool::from(form.csrf.as_bytes().ct_eq(app.csrf.as_bytes())) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token is missing or stale: reload the page",
+        );
+    }
+    let api: Api<Canary> = Api::namespaced(app.client.clone(), &namespace);
+    let what = format!("Canary {namespace}/{name}");
+    let patch = match form.request.as_str() {
+        "pause" | "resume" => serin_api::requests::suspend_patch(form.request == "pause"),
+        word => {
+            let Some(request) = Request::parse(word) else {
+                return refuse(StatusCode::BAD_REQUEST, &format!("unknown request {word:?}"));
+            };
+            let current = match api.get(&name).await {
+                Ok(c) => c,
+                Err(e) => return refuse(StatusCode::BAD_GATEWAY, &format!("cannot read {what}: {e}")),
+            };
+            let phase = current.status.and_then(|s| s.phase).unwrap_or_default();
+            if let Some(why) = request.refused_in(&phase) {
+                return refuse(StatusCode::CONFLICT, &format!("{what} is {phase}: {why}"));
+            }
+            let who = format!("{} via dashboard", app.options.who);
+            request.patch(wall_clock(), &who, None).1
+        }
+    };
+    match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            tracing::info!(canary = %what, request = %form.request, "request written");
+            Redirect::to(&format!("/canaries/{namespace}/{name}")).into_response()
+        }
+        Err(e) => refuse(
+            StatusCode::BAD_GATEWAY,
+            &format!("cannot write the request on {what}: {e}"),
+        ),
+    }
+}

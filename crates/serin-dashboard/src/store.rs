@@ -1,0 +1,150 @@
+//! The dashboard's memory: every Canary's [`History`], fed by two watches (Canaries, and the
+//! Kubernetes events whose object is a Canary), with a version counter that the live streams
+//! wait on. Nothing is polled.
+
+use std::{
+    collections::BTreeMap,
+    sync::{PoisonError, RwLock},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Event as KubeEvent;
+use kube::{
+    Api,
+    runtime::{WatchStreamExt, watcher},
+};
+use serin_api::Canary;
+use serin_core::Time;
+use tokio::sync::watch;
+
+use crate::history::{EventLine, History};
+
+/// `(namespace, name)`.
+pub type Key = (String, String);
+
+/// Every Canary's history, and a signal when any changes.
+pub struct Store {
+    canaries: RwLock<BTreeMap<Key, History>>,
+    version: watch::Sender<u64>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            canaries: RwLock::new(BTreeMap::new()),
+            version: watch::Sender::new(0),
+        }
+    }
+}
+
+/// The wall clock, as the engine counts time.
+pub fn wall_clock() -> Time {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Time::from_millis(millis)
+}
+
+fn jiff_time(t: &k8s_openapi::jiff::Timestamp) -> Time {
+    Time::from_millis(t.as_millisecond())
+}
+
+impl Store {
+    fn changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that sees every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Reads the histories.
+    pub fn read<T>(&self, f: impl FnOnce(&BTreeMap<Key, History>) -> T) -> T {
+        f(&self.canaries.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write(&self, f: impl FnOnce(&mut BTreeMap<Key, History>)) {
+        f(&mut self.canaries.write().unwrap_or_else(PoisonError::into_inner));
+        self.changed();
+    }
+
+    /// Records a Canary as seen now.
+    pub fn canary(&self, canary: Canary, now: Time) {
+        let key = (
+            canary.metadata.namespace.clone().unwrap_or_default(),
+            canary.metadata.name.clone().unwrap_or_default(),
+        );
+        self.write(|all| all.entry(key).or_default().observe(canary, now));
+    }
+
+    /// Forgets a deleted Canary.
+    pub fn forget(&self, canary: &Canary) {
+        let key = (
+            canary.metadata.namespace.clone().unwrap_or_default(),
+            canary.metadata.name.clone().unwrap_or_default(),
+        );
+        self.write(|all| {
+            all.remove(&key);
+        });
+    }
+
+    /// Records a Kubernetes event about a Canary.
+    pub fn event(&self, event: &KubeEvent) {
+        let object = &event.involved_object;
+        let key = (
+            object.namespace.clone().unwrap_or_default(),
+            object.name.clone().unwrap_or_default(),
+        );
+        let at = event
+            .last_timestamp
+            .as_ref()
+            .map(|t| jiff_time(&t.0))
+            .or_else(|| event.event_time.as_ref().map(|t| jiff_time(&t.0)))
+            .or_else(|| event.first_timestamp.as_ref().map(|t| jiff_time(&t.0)))
+            .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| jiff_time(&t.0)))
+            .unwrap_or_else(wall_clock);
+        let line = EventLine {
+            at,
+            kind: event.type_.clone().unwrap_or_else(|| "Normal".into()),
+            message: event.message.clone().unwrap_or_default(),
+            count: event.count.unwrap_or(1),
+            name: event.metadata.name.clone().unwrap_or_default(),
+        };
+        self.write(|all| all.entry(key).or_default().event(line));
+    }
+}
+
+/// Keeps `store` fed from the Canary watch until the task is dropped. Watch errors are logged
+/// and retried with kube's default backoff.
+pub async fn watch_canaries(api: Api<Canary>, store: std::sync::Arc<Store>) {
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) => store.canary(c, wall_clock()),
+            Ok(watcher::Event::Delete(c)) => store.forget(&c),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            Err(e) => tracing::warn!(error = %e, "Canary watch failed; retrying"),
+        }
+    }
+}
+
+/// Keeps `store` fed from the watch on events about Canaries.
+pub async fn watch_events(api: Api<KubeEvent>, store: std::sync::Arc<Store>) {
+    let config = watcher::Config::default().fields("involvedObject.kind=Canary");
+    let stream = watcher(api, config).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => store.event(&e),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "event watch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
