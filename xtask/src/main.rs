@@ -5,8 +5,9 @@
 //!   with warnings denied.
 //! - `e2e`: the end-to-end suites only (`crates/serin-sandbox/tests/e2e*.rs`).
 //! - `crdgen`: writes `deploy/crds/*.yaml` from the Rust types.
-//! - `demo [--scenario promote|rollback|all] [--fast] [--keep] [--judge flagger|shadow|sequential]`: the seed tutorial end to end,
-//!   every component a real process (`serin-sandbox demo`); `--simulated` runs the engine-only
+//! - `demo [--scenario promote|rollback|all] [--fast] [--keep] [--judge flagger|shadow|sequential] [--dashboard]`: the seed tutorial end to end,
+//!   every component a real process (`serin-sandbox demo`; `--dashboard` also serves the
+//!   dashboard and saves screenshots of it into `target/dashboard/`); `--simulated` runs the engine-only
 //!   version in virtual time (see `demo.rs`).
 //! - `bench [core|judge|loadtester|sandbox|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
@@ -67,6 +68,7 @@ pub(crate) fn run(root: &Path, program: &str, args: &[&str], env: &[(&str, &str)
 /// The end-to-end suites: real processes, `--fast` timings.
 fn e2e(root: &Path) -> anyhow::Result<()> {
     tools::ensure_prometheus()?;
+    tools::ensure_chromium()?;
     run(root, "cargo", &["build", "--workspace", "--bins"], &[])?;
     run(
         root,
@@ -85,6 +87,8 @@ fn e2e(root: &Path) -> anyhow::Result<()> {
             "e2e_alerts",
             "--test",
             "e2e_judge",
+            "--test",
+            "e2e_dashboard",
         ],
         &[],
     )
@@ -94,6 +98,7 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     tools::ensure_prometheus()?;
     // The loadtester's tests compare its reports with the real hey's and wrk's.
     tools::ensure_debian_packages(&["hey", "wrk"])?;
+    tools::ensure_chromium()?;
     run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
     msrv::check(root)?;
     tools::deny(root, false)?;
@@ -149,7 +154,14 @@ fn sandbox_demo(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let target = build_sandbox(root)?;
     let sandbox = target.join("debug/serin-sandbox");
     let mut demo_args = vec!["demo".to_owned(), "--root".to_owned(), root.display().to_string()];
-    demo_args.extend(args.iter().cloned());
+    for arg in args {
+        demo_args.push(arg.clone());
+        if arg == "--dashboard" {
+            // Screenshots go to target/dashboard/.
+            tools::ensure_chromium()?;
+            demo_args.push(target.join("dashboard").display().to_string());
+        }
+    }
     let status = Command::new(&sandbox)
         .args(&demo_args)
         .current_dir(root)

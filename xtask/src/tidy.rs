@@ -172,7 +172,12 @@ mod tests {
             .map(|f| root().join(f))
             .collect();
         if let Ok(entries) = std::fs::read_dir(root().join("docs")) {
-            files.extend(entries.flatten().map(|e| e.path()));
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "md")),
+            );
         }
         for dir in ["crates", "bins", "xtask", "examples"] {
             rust_files(&root().join(dir), &mut files);

@@ -1,6 +1,6 @@
 //! What `cargo xtask` installs on a fresh machine before it runs: Debian packages (Prometheus
-//! for the metric tests and the demo, hey and wrk for the loadtester's comparisons) and
-//! cargo-deny. Installs as root with apt-get; otherwise says exactly what is missing.
+//! for the metric tests and the demo, hey and wrk for the loadtester's comparisons, Chromium
+//! and its driver for the dashboard's browser tests) and cargo-deny. Installs as root with apt-get; otherwise says exactly what is missing.
 
 use std::{path::Path, process::Command};
 
@@ -24,7 +24,17 @@ fn is_root() -> bool {
 
 /// Makes sure each Debian package (named as its program) is installed.
 pub(crate) fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !found(p)).collect();
+    let pairs: Vec<(&str, &str)> = packages.iter().map(|p| (*p, *p)).collect();
+    ensure_debian_packages_providing(&pairs)
+}
+
+/// Makes sure each (Debian package, program it provides) is installed.
+pub(crate) fn ensure_debian_packages_providing(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, program)| !found(program))
+        .map(|(package, _)| *package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -43,7 +53,11 @@ pub(crate) fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
         .arg(install)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()?;
-    let still: Vec<&str> = missing.iter().copied().filter(|p| !found(p)).collect();
+    let still: Vec<&str> = packages
+        .iter()
+        .filter(|(_, program)| !found(program))
+        .map(|(package, _)| *package)
+        .collect();
     if !status.success() || !still.is_empty() {
         bail!(
             "could not install {} with apt-get; install the Debian packages by hand",
@@ -60,6 +74,15 @@ pub(crate) fn ensure_prometheus() -> anyhow::Result<()> {
         return Ok(());
     }
     ensure_debian_packages(&["prometheus"])
+}
+
+/// Makes sure Debian's Chromium and its WebDriver are installed (the dashboard's browser
+/// tests and `cargo xtask demo --dashboard`), unless `SERIN_CHROMIUM` names a browser.
+pub(crate) fn ensure_chromium() -> anyhow::Result<()> {
+    if std::env::var_os("SERIN_CHROMIUM").is_some() {
+        return Ok(());
+    }
+    ensure_debian_packages_providing(&[("chromium", "chromium"), ("chromium-driver", "chromedriver")])
 }
 
 /// `cargo deny check licenses bans sources` (see `deny.toml`), and `advisories` when asked,

@@ -1,6 +1,7 @@
 //! `serin-controller`: wiring only. Flags and environment variables, logging, the Kubernetes
 //! client (in-cluster, kubeconfig, or `--kube-server`), one rustls provider (ring), leader
-//! election, the `/metrics`, `/healthz`, `/readyz` server, and graceful shutdown on SIGTERM.
+//! election, the `/metrics`, `/healthz`, `/readyz` server, the optional read-only dashboard,
+//! and graceful shutdown on SIGTERM.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -9,7 +10,12 @@ use clap::{Parser, ValueEnum};
 use serin_alerts::{DispatcherConfig, Target};
 use serin_knative::{KnativeCache, KnativeRouter};
 use serin_metrics::{PrometheusConfig, PrometheusProvider, QuerySet};
-use serin_reconciler::{Config, Context, alerting::Alerting, leader, serve};
+use serin_reconciler::{
+    Config, Context,
+    alerting::Alerting,
+    leader, serve,
+    shard::{ShardConfig, lease_name, parse_shard},
+};
 use serin_webhook::{EventSink, HttpWebhookClient};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,6 +114,18 @@ struct Cli {
     /// Canary's `serin.dev/traffic-tags: "true"|"false"` annotation overrides this.
     #[arg(long, env = "SERIN_TRAFFIC_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
     traffic_tags: bool,
+    /// Act only on the Canaries whose `namespace/name` hashes (FNV-1a) to N modulo M. Each shard
+    /// holds its own Lease (leader election is on), and records itself in `status.shard`.
+    #[arg(long, env = "SERIN_SHARD", value_parser = parse_shard)]
+    shard: Option<(u32, u32)>,
+    /// Act only on the Canaries matching this label selector (`team=payments`); a shard of its
+    /// own, with its own Lease, alone or with --shard.
+    #[arg(long, env = "SERIN_SELECTOR")]
+    selector: Option<String>,
+    /// Also serve the rollout dashboard (read-only, the pages of `serin dashboard`) on this
+    /// address, for teams that want one shared URL. Off by default.
+    #[arg(long, env = "SERIN_DASHBOARD_LISTEN")]
+    dashboard_listen: Option<SocketAddr>,
 }
 
 fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
@@ -147,6 +165,10 @@ async fn main() -> anyhow::Result<()> {
             Some(std::fs::read(path).with_context(|| format!("cannot read --metrics-server-ca {}", path.display()))?);
     }
     let prometheus = Arc::new(PrometheusProvider::new(prometheus_config)?);
+    let shard = (cli.shard.is_some() || cli.selector.is_some()).then(|| ShardConfig {
+        hash: cli.shard,
+        selector: cli.selector.clone(),
+    });
     let config = Config {
         metrics_server: cli.metrics_server.clone(),
         query_set: cli.knative_metrics,
@@ -156,6 +178,9 @@ async fn main() -> anyhow::Result<()> {
         max_concurrent_reconciles: cli.max_concurrent_reconciles,
         component: "serin".into(),
         traffic_tags: cli.traffic_tags,
+        shard: shard.clone(),
+        lease_namespace: cli.lease_namespace.clone(),
+        lease_duration: cli.lease_duration,
     };
     // The router reads the Services and Revisions the controller's watches cache.
     let (cache, cache_writer) = KnativeCache::new();
@@ -180,12 +205,29 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, metrics_server = %cli.metrics_server, namespace = ?cli.namespace, "serin-controller starting");
+    tracing::info!(listen = %listener.local_addr()?, metrics_server = %cli.metrics_server, namespace = ?cli.namespace, shard = ?shard.as_ref().map(ShardConfig::name), "serin-controller starting");
     tokio::spawn(async move { axum::serve(listener, app).await });
+    if let Some(addr) = cli.dashboard_listen {
+        // Read-only: requests written here would carry the controller's identity, not a person's.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on --dashboard-listen {addr}"))?;
+        tracing::info!(listen = %listener.local_addr()?, "read-only dashboard");
+        let options = serin_dashboard::Options {
+            allow_actions: false,
+            who: "serin-controller".into(),
+        };
+        let namespace = cli.namespace.clone();
+        let dashboard_client = client.clone();
+        tokio::spawn(
+            async move { serin_dashboard::run(dashboard_client, namespace.as_deref(), listener, options).await },
+        );
+    }
 
-    let lease = cli.leader_elect.then(|| leader::LeaseConfig {
+    // A shard always elects a leader: its Lease is what other shards check before taking over.
+    let lease = (cli.leader_elect || shard.is_some()).then(|| leader::LeaseConfig {
         namespace: cli.lease_namespace.clone(),
-        name: "serin-controller-leader".into(),
+        name: lease_name(&shard.as_ref().map(ShardConfig::name).unwrap_or_default()),
         identity: cli.identity.clone().unwrap_or_else(|| {
             std::env::var("POD_NAME")
                 .or_else(|_| std::env::var("HOSTNAME"))

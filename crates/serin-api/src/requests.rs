@@ -179,7 +179,7 @@ mod tests {
             let read = operator_requests(&canary);
             assert_eq!(read.len(), 1, "{word}: {read:?}");
             assert_eq!(read[0].key, request.annotation(), "{word}");
-            assert_eq!(read[0].who(), "alice", "{word}");
+            assert_eq!(read[0].who(), "alice: looks fine", "{word}");
         }
         assert_eq!(Request::parse("approve-pre-rollout"), None);
         assert_eq!(Request::parse("delete"), None);

@@ -77,6 +77,10 @@ pub struct CanaryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::any_object")]
     pub judge: Option<serde_json::Value>,
+    /// The controller shard acting on this Canary (`N/M` of `--shard`, or the `--selector`);
+    /// absent when no shard has claimed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// A status condition.

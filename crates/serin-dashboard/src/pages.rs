@@ -68,7 +68,11 @@ pub fn max_weight(c: &Canary) -> i64 {
 
 fn eta(s: &CanaryStatus, now: Time) -> String {
     match s.estimated_promotion_at.as_deref().and_then(parse_time) {
-        Some(at) if at > now => format!("{} (in {})", clock(at), go_duration(at.since(now))),
+        Some(at) if at > now => format!(
+            "{} (in {})",
+            clock(at),
+            go_duration(std::time::Duration::from_secs(at.since(now).as_secs()))
+        ),
         Some(at) => clock(at),
         None => "—".into(),
     }

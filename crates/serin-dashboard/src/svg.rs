@@ -16,7 +16,7 @@ use crate::{
 const W: f64 = 720.0;
 const H: f64 = 180.0;
 /// Margins for the axis labels.
-const LEFT: f64 = 48.0;
+const LEFT: f64 = 60.0;
 const BOTTOM: f64 = 22.0;
 const TOP: f64 = 14.0;
 
@@ -186,8 +186,10 @@ fn axes(svg: &mut String, value: &ValueAxis, high: &str, low: &str, start: Time,
 }
 
 fn with_unit(v: f64, unit: &str) -> String {
-    let text = if v.fract() == 0.0 && v.abs() < 1e12 {
+    let text = if v.fract() == 0.0 || v.abs() >= 100.0 {
         format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
     } else {
         format!("{v:.2}")
     };
@@ -206,7 +208,9 @@ pub fn metric_chart(name: &str, readings: &[Reading], start: Time, now: Time) ->
     let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (low, high) = if low.is_finite() && high.is_finite() {
         let pad = ((high - low) * 0.1).max(high.abs() * 0.01).max(0.5);
-        (low - pad, high + pad)
+        // Rates and durations are not negative: the axis does not pretend they could be.
+        let floor = if low >= 0.0 { 0.0 } else { f64::NEG_INFINITY };
+        ((low - pad).max(floor), high + pad)
     } else {
         (0.0, 1.0)
     };

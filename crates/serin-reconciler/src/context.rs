@@ -39,6 +39,12 @@ pub struct Config {
     pub traffic_tags: bool,
     /// The judge of Canaries without the `judge.serin.dev/mode` annotation.
     pub default_judge: serin_core::JudgeMode,
+    /// Which Canaries this controller acts on when it is one shard of several.
+    pub shard: Option<crate::shard::ShardConfig>,
+    /// Where the Leases are (this controller's, and the other shards' it checks).
+    pub lease_namespace: String,
+    /// How long a Lease is valid without renewal.
+    pub lease_duration: Duration,
 }
 
 impl Default for Config {
@@ -52,6 +58,9 @@ impl Default for Config {
             component: "serin".into(),
             traffic_tags: true,
             default_judge: serin_core::JudgeMode::Flagger,
+            shard: None,
+            lease_namespace: "serin-system".into(),
+            lease_duration: Duration::from_secs(15),
         }
     }
 }

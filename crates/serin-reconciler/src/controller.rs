@@ -81,7 +81,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         None => Api::all(client.clone()),
     };
     ctx.config_cache.start(&client, ctx.config.namespace.as_deref());
-    let controller = Controller::new(canaries, watcher::Config::default());
+    let selector = ctx.config.shard.as_ref().and_then(|s| s.selector.clone());
+    let watch_config = match &selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let controller = Controller::new(canaries, watch_config);
     let store = controller.store();
     let _ = ctx.store.set(store.clone());
     let (by_service, index_s) = (store.clone(), ctx.targets.clone());

@@ -51,6 +51,7 @@ mod notify;
 mod reconcile;
 mod requests;
 pub mod serve;
+pub mod shard;
 mod status;
 
 pub use context::{Clock, Config, Context, wall_clock};

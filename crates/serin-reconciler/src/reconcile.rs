@@ -63,6 +63,14 @@ pub fn error_policy(canary: Arc<Canary>, error: &Error, _ctx: Arc<Context>) -> c
 async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controller::Action, Error> {
     let namespace = canary.namespace().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Some(shard) = &ctx.config.shard
+        && !shard.owns(&namespace, &canary.name_any())
+    {
+        return Ok(controller::Action::await_change());
+    }
+    if let crate::shard::Claim::Wait(after) = crate::shard::claim(ctx, canary, &api).await? {
+        return Ok(controller::Action::requeue(after));
+    }
     if canary.metadata.deletion_timestamp.is_some() {
         return finalize_deletion(canary, ctx, &api).await;
     }

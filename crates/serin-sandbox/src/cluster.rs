@@ -48,9 +48,9 @@ impl Binaries {
 }
 
 /// A child process killed (SIGKILL) on drop.
-struct Managed {
-    name: String,
-    child: Child,
+pub(crate) struct Managed {
+    pub(crate) name: String,
+    pub(crate) child: Child,
 }
 
 impl Drop for Managed {
@@ -96,7 +96,10 @@ fn poll_http(addr: &str, path: &str, limit: Duration) -> anyhow::Result<()> {
     while Instant::now() < deadline {
         if let Ok(mut stream) = TcpStream::connect(addr) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-            let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+            let _ = write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
             let mut answer = String::new();
             let _ = stream.read_to_string(&mut answer);
             if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
@@ -130,7 +133,7 @@ pub struct Cluster {
     _others: Vec<Managed>,
 }
 
-fn spawn(name: &str, program: &Path, args: &[String], logs: &Path) -> anyhow::Result<Managed> {
+pub(crate) fn spawn(name: &str, program: &Path, args: &[String], logs: &Path) -> anyhow::Result<Managed> {
     let log = File::create(logs.join(format!("{name}.log")))?;
     let child = Command::new(program)
         .args(args)

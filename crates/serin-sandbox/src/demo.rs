@@ -268,8 +268,27 @@ pub async fn set_image(client: &Client, tag: &str) -> anyhow::Result<()> {
 
 /// Runs the demo on a started cluster (controller included); returns whether every scenario
 /// ended as expected.
-pub async fn run(cluster: &Cluster, root: &Path, scenario: Scenario, fast: bool, judge: &str) -> anyhow::Result<bool> {
+///
+/// With `screenshots`, the dashboard is served too, and headless Chromium saves pictures of it
+/// during and after each rollout into that directory.
+pub async fn run(
+    cluster: &Cluster,
+    root: &Path,
+    scenario: Scenario,
+    fast: bool,
+    judge: &str,
+    screenshots: Option<&Path>,
+) -> anyhow::Result<bool> {
     let client = cluster.client()?;
+    let dashboard = match screenshots {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let dashboard = crate::browser::Dashboard::start(client.clone(), false).await?;
+            println!("dashboard: {}/ (screenshots into {})", dashboard.url, dir.display());
+            Some((dashboard, dir))
+        }
+        None => None,
+    };
     let mut observer = Observer::new(client.clone(), false);
     println!(
         "$ kubectl apply -f podinfo-ksvc.yaml -f podinfo-canary.yaml{}",
@@ -303,9 +322,20 @@ pub async fn run(cluster: &Cluster, root: &Path, scenario: Scenario, fast: bool,
         );
         observer.splits.clear();
         let started = tokio::time::Instant::now();
+        let capture = dashboard.as_ref().map(|(d, dir)| {
+            let prefix = if *expected == "Succeeded" {
+                "promote"
+            } else {
+                "rollback"
+            };
+            crate::browser::Screenshots::start(client.clone(), &d.url, dir, prefix)
+        });
         set_image(&client, tag).await?;
         observer.wait_phase(&["Progressing"], Duration::from_secs(60)).await?;
         let phase = observer.wait_phase(&["Succeeded", "Failed"], limit).await?;
+        if let Some(capture) = capture {
+            capture.finish().await;
+        }
         let traffic = check_splits(&observer.splits, 50);
         let passed = phase == *expected && traffic.is_ok();
         ok &= passed;

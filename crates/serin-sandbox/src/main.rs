@@ -102,6 +102,9 @@ enum Cli {
         /// of load, what the sequential judge needs to decide in a few minutes).
         #[arg(long, default_value = "flagger")]
         judge: String,
+        /// Serve the dashboard too, and save screenshots of it (headless Chromium) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dashboard: Option<PathBuf>,
     },
 }
 
@@ -137,7 +140,14 @@ enum ScenarioArg {
     All,
 }
 
-async fn demo(root: PathBuf, scenario: ScenarioArg, fast: bool, keep: bool, judge: String) -> anyhow::Result<()> {
+async fn demo(
+    root: PathBuf,
+    scenario: ScenarioArg,
+    fast: bool,
+    keep: bool,
+    judge: String,
+    dashboard: Option<PathBuf>,
+) -> anyhow::Result<()> {
     if serin_core::JudgeMode::parse(&judge).is_none() {
         bail!("--judge {judge:?}: flagger, shadow or sequential");
     }
@@ -154,7 +164,7 @@ async fn demo(root: PathBuf, scenario: ScenarioArg, fast: bool, keep: bool, judg
     let mut cluster = serin_sandbox::cluster::Cluster::start(bins, &root, Vec::new())?;
     cluster.start_controller()?;
     println!("logs: {}", cluster.logs.display());
-    let ok = serin_sandbox::demo::run(&cluster, &root, scenario, fast, &judge).await;
+    let ok = serin_sandbox::demo::run(&cluster, &root, scenario, fast, &judge, dashboard.as_deref()).await;
     if keep {
         println!(
             "
@@ -162,9 +172,11 @@ The sandbox keeps running. Explore with:
   kubectl --server {} get canaries -A
   kubectl --server {} -n test describe canary podinfo
   KUBECONFIG={} serin get canary podinfo -n test -w
+  KUBECONFIG={} serin dashboard   (then open http://127.0.0.1:3100/)
 Press Ctrl-C to stop.",
             cluster.api_url,
             cluster.api_url,
+            cluster.write_kubeconfig()?.display(),
             cluster.write_kubeconfig()?.display()
         );
         tokio::signal::ctrl_c().await?;
@@ -195,7 +207,8 @@ async fn main() -> anyhow::Result<()> {
             fast,
             keep,
             judge,
-        } => demo(root, scenario, fast, keep, judge).await,
+            dashboard,
+        } => demo(root, scenario, fast, keep, judge, dashboard).await,
         Cli::Knative { server, router } => knative(&server, router).await,
         Cli::KubeApi {
             port,
