@@ -240,8 +240,10 @@ fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
                 "--bench",
                 "scale",
                 "--",
-                "1000@5s",
-                // The goal: 10,000 Canaries at a 15 s interval.
+                // The goal: 10,000 Canaries at a 15 s interval, in both shapes.
+                "10000@15s",
+                // Three shards of two replicas, shard 0's leader killed mid-run.
+                "--sharded",
                 "10000@15s",
             ],
             &[],

@@ -104,9 +104,10 @@ impl Tick<'_> {
                         let message = messages::not_ready(self.plan, canary, &Readiness::NotYet { reason });
                         self.event(Severity::Warning, message);
                     }
+                    // No running time in the text: the same wait is the same status, so
+                    // waiting writes nothing (`canaryUnreadySince` says since when).
                     self.summary(format!(
-                        "waiting for revision {canary} to become Ready ({} of the {} progress deadline used)",
-                        go_duration(waited),
+                        "waiting for revision {canary} to become Ready (rolled back if it is not within the {} progress deadline)",
                         go_duration(self.plan.progress_deadline)
                     ));
                 }

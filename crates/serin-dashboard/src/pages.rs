@@ -183,11 +183,18 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
         s.failed_checks.unwrap_or(0),
         threshold,
         escape(&eta(&s, now)),
-        if c.spec.suspend.unwrap_or(false) {
-            "<dt>Suspended</dt><dd>yes</dd>"
-        } else {
-            ""
-        },
+        [
+            c.spec
+                .suspend
+                .unwrap_or(false)
+                .then(|| "<dt>Suspended</dt><dd>yes</dd>".to_owned()),
+            s.shard
+                .as_deref()
+                .map(|shard| format!("<dt>Shard</dt><dd>{}</dd>", escape(shard))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>(),
         escape(s.last_decision.as_ref().map_or("", |d| d.summary.as_str())),
     );
     if let Some(actions) = actions {

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use kube::{
     Api,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         reflector::{ObjectRef, Store},
         watcher,
     },
@@ -73,6 +73,20 @@ async fn count_canaries(store: Store<Canary>, metrics: Arc<crate::metrics::Contr
     }
 }
 
+/// What the reconciler never reads, dropped before a Canary is cached: managed fields and
+/// kubectl's copy of the last applied object (as large as the spec again). The reconciler
+/// writes Canaries only with patches, so nothing dropped here is ever written back.
+fn slim_canary(canary: &mut Canary) {
+    canary.metadata.managed_fields = None;
+    if let Some(annotations) = canary.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// How long a scheduled reconcile waits for more triggers of the same Canary. kube-runtime adds
+/// it to every request, requeues included, so the reconciler asks that much earlier.
+pub(crate) const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Runs the controller until `shutdown` completes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
@@ -86,8 +100,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let controller = Controller::new(canaries, watch_config);
-    let store = controller.store();
+    let (store, writer) = kube::runtime::reflector::store();
+    let trigger = watcher(canaries, watch_config)
+        .default_backoff()
+        .modify(slim_canary)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(trigger, store.clone());
     let _ = ctx.store.set(store.clone());
     let (by_service, index_s) = (store.clone(), ctx.targets.clone());
     let (by_revision, index_r) = (store.clone(), ctx.targets.clone());
@@ -117,7 +136,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         // one reconcile; steps run at most this late.
         .with_config(
             kube::runtime::controller::Config::default()
-                .debounce(std::time::Duration::from_millis(300))
+                .debounce(DEBOUNCE)
                 .concurrency(ctx.config.max_concurrent_reconciles),
         )
         .graceful_shutdown_on(shutdown)

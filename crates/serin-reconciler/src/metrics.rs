@@ -78,6 +78,14 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// `stage`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// `observe` (the Service and Revisions), `checks` (metrics and webhooks), `act` (traffic
+    /// writes and events) or `status` (the status patch).
+    pub stage: String,
+}
+
 /// Labels of `serin_alerts_sent_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
@@ -122,6 +130,8 @@ pub struct ControllerMetrics {
     pub reconciles: Family<ResultLabels, Counter>,
     /// `serin_step_lag_seconds`: how late a due step ran (actual minus planned time).
     pub step_lag: Histogram,
+    /// `serin_reconcile_stage_seconds`: time spent in each stage of a reconcile.
+    pub stages: Family<StageLabels, Histogram>,
     /// `serin_alerts_sent_total`: alert deliveries by provider type and result.
     pub alerts: Family<AlertLabels, Counter>,
     /// `serin_judge_verdict_total`: the sequential judge's verdict per finished rollout.
@@ -193,6 +203,14 @@ impl ControllerMetrics {
             "Actual minus planned time of analysis steps",
             step_lag.clone(),
         );
+        let stages = Family::<StageLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+        });
+        registry.register(
+            "serin_reconcile_stage_seconds",
+            "Time spent in each stage of a reconcile (observe, checks, act, status)",
+            stages.clone(),
+        );
         let alerts = Family::<AlertLabels, Counter>::default();
         registry.register(
             "serin_alerts_sent",
@@ -218,9 +236,17 @@ impl ControllerMetrics {
             failures,
             reconciles,
             step_lag,
+            stages,
             alerts,
             judge_verdicts,
         }
+    }
+
+    /// Records the time a reconcile stage took.
+    pub fn stage(&self, stage: &str, took: std::time::Duration) {
+        self.stages
+            .get_or_create(&StageLabels { stage: stage.into() })
+            .observe(took.as_secs_f64());
     }
 
     /// Records phase and weights of a canary.

@@ -110,6 +110,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         return Ok(controller::Action::requeue(ctx.config.resync));
     }
     let target = target_of(canary, ctx, &plan);
+    let stage = std::time::Instant::now();
     let world = match ctx.router.observe(&target).await {
         Ok(o) => o,
         Err(RouterError::NotFound(service)) => {
@@ -125,6 +126,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         }
         Err(e) => return Err(e.into()),
     };
+    ctx.metrics.stage("observe", stage.elapsed());
     let now = (ctx.clock)();
     let previous = canary.status.clone().unwrap_or_default();
     let status = previous.to_rollout();
@@ -138,6 +140,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
     }
     let mut obs = Observation::of(world);
     obs.requests = serin_api::requests::operator_requests(canary);
+    let stage = std::time::Instant::now();
     let decision = loop {
         match step(&plan, &status, &obs, now) {
             Step::Done(d) => break d,
@@ -151,9 +154,13 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
             }
         }
     };
+    ctx.metrics.stage("checks", stage.elapsed());
+    let stage = std::time::Instant::now();
     execute(canary, ctx, &plan, &target, &decision).await?;
+    ctx.metrics.stage("act", stage.elapsed());
     crate::judging::report(canary, ctx, &previous, judge_problem.as_deref()).await;
     let alerts = crate::alerting::prepare(canary, ctx, &plan, &status, &decision).await;
+    let stage = std::time::Instant::now();
     write_status(
         canary,
         &api,
@@ -167,6 +174,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         },
     )
     .await?;
+    ctx.metrics.stage("status", stage.elapsed());
     // After the status is written: a step redone after a failed write raises no alert twice,
     // and a request is removed only once the status says it was handled.
     alerts.dispatch(ctx);
@@ -178,9 +186,12 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         decision.status.canary_weight,
     );
     count_outcome(ctx, &plan, status.phase, &decision);
+    // Counted from the clock after the work, not from `now` (a reconcile that took a second
+    // would otherwise make the next step a second late), and less the scheduler's debounce,
+    // which kube-runtime adds to every request.
     let requeue = match decision.wake_at {
-        Some(at) => Duration::from_millis(u64::try_from(at.as_millis() - now.as_millis()).unwrap_or(0))
-            .max(Duration::from_millis(100)),
+        Some(at) => Duration::from_millis(u64::try_from(at.as_millis() - (ctx.clock)().as_millis()).unwrap_or(0))
+            .saturating_sub(crate::controller::DEBOUNCE),
         None => ctx.config.resync,
     };
     tracing::info!(canary = %key(canary), phase = decision.status.phase.as_str(), weight = decision.status.canary_weight, summary = %decision.explanation.summary, next_in = ?requeue, "reconciled");

@@ -22,7 +22,10 @@ fn every_manifest_parses() {
         "deploy/knative/kustomization.yaml",
         "deploy/knative/namespace.yaml",
         "deploy/knative/rbac.yaml",
-        "deploy/knative/deployment.yaml",
+        "deploy/knative/controller/kustomization.yaml",
+        "deploy/knative/controller/deployment.yaml",
+        "deploy/sharded/kustomization.yaml",
+        "deploy/sharded/shard-0/kustomization.yaml",
         "deploy/knative/service.yaml",
         "deploy/knative/prometheus.yaml",
         "deploy/tester/kustomization.yaml",
@@ -119,6 +122,40 @@ async fn kubectl_apply_k_deploy_knative_succeeds_against_the_emulator() {
         "configmap/prometheus-config",
     ] {
         assert!(stdout.contains(created), "{created} missing:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_sharded_overlay_has_one_controller_per_shard_and_no_unsharded_one() {
+    if !kubectl_installed() {
+        return;
+    }
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", "deploy/sharded"])
+        .current_dir(root())
+        .output()
+        .expect("kubectl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("yaml");
+    let controllers: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            d["kind"] == "Deployment"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("serin-controller"))
+        })
+        .collect();
+    assert_eq!(controllers.len(), 3, "{controllers:#?}");
+    for (n, deployment) in controllers.iter().enumerate() {
+        assert_eq!(deployment["metadata"]["name"], format!("serin-controller-shard-{n}"));
+        let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+        assert!(args.contains(&format!("--shard={n}/3")), "{args}");
+        // Each shard's pods are selected by its own Deployment only.
+        assert_eq!(
+            deployment["spec"]["selector"]["matchLabels"]["serin.dev/shard"],
+            n.to_string()
+        );
     }
 }
 

@@ -1,78 +1,58 @@
-//! `cargo xtask bench scale` (`cargo bench -p serin-sandbox --bench scale -- N[@INTERVAL]...`,
-//! interval `5s` unless given, e.g. `10000@15s`): N Canaries,
-//! each on its own Knative Service, rolled out at once by the real controller process against
-//! the API emulator process (Knative simulator attached, no traffic router), with metrics
-//! served by a stub Prometheus in this process. Reports the step lag p50/p99 (actual minus
-//! planned step time, from the controller's `serin_step_lag_seconds`), the controller's CPU
-//! seconds (in all, and as cores used during the rollout) and peak RSS, and API requests per
-//! analysis step per Canary (from the emulator's counters, by verb and resource in the JSON).
-//! Writes `target/bench/scale-N.json`. `SERIN_SCALE_CONTROLLER_ARGS` adds controller flags.
+//! `cargo xtask bench scale` (`cargo bench -p serin-sandbox --bench scale -- N[@INTERVAL]...
+//! [--sharded N[@INTERVAL]]`, interval `5s` unless given, e.g. `10000@15s`): N Canaries, each
+//! on its own Knative Service, rolled out by real controller processes against the API
+//! emulator process (Knative simulator attached, no traffic router), with metrics served by a
+//! stub Prometheus in this process (`serin_sandbox::fleet`).
+//!
+//! Each size runs in two shapes on a fresh fleet: `stress` (every Service changed at once)
+//! and `spread` (the changes spread evenly over one interval, as a real cluster sees them).
+//! `--sharded` runs 3 shards of 2 replicas each and kills shard 0's leader mid-run.
+//!
+//! Reported: the step lag p50/p99 (actual minus planned step time, from the controllers'
+//! `serin_step_lag_seconds`), each reconcile stage's p50/p99 (`serin_reconcile_stage_seconds`:
+//! observe, checks, act, status), CPU (seconds, and cores during the rollout) and peak RSS of
+//! the controllers and, separately, of the emulator, and API requests and writes per step per
+//! Canary by verb and resource. Writes `target/bench/scale-N-SHAPE.json`.
+//! `SERIN_SCALE_CONTROLLER_ARGS` adds controller flags.
 
 use std::{
-    io::{Read, Write},
+    collections::BTreeMap,
     path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use kube::{
-    Api,
-    api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
-    core::{ApiResource, GroupVersionKind},
-};
 use serde_json::{Value, json};
-use serin_sandbox::cluster::{free_port, wait_http};
+use serin_sandbox::fleet::{Fleet, http_get, proc_stats};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Histogram buckets `(le, cumulative count)` of `name` (with `labels` in the line), summed
+/// over several controllers' metrics texts.
+fn buckets(texts: &[String], name: &str, labels: &str) -> Vec<(f64, f64)> {
+    let mut summed: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for text in texts {
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}_bucket")) && l.contains(labels))
+        {
+            let Some(le) = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
+                continue;
+            };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::NAN)
+            };
+            let count: f64 = line.rsplit(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0.0);
+            let entry = summed.entry(le.to_bits()).or_insert((le, 0.0));
+            entry.1 += count;
+        }
     }
+    let mut out: Vec<(f64, f64)> = summed.into_values().collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
-}
-
-/// A Prometheus stand-in answering every instant query with 100 (passes both built-ins here).
-async fn stub_prometheus() -> String {
-    let app = axum::Router::new().fallback(|| async {
-        (
-            [("content-type", "application/json")],
-            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0,"100"]}]}}"#,
-        )
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-fn resource(group: &str, kind: &str, plural: &str, version: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-/// Quantile from a Prometheus text histogram (upper bound of the bucket reaching it).
-fn quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
-    let buckets: Vec<(f64, f64)> = metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}_bucket")))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
-            Some((le, l.rsplit(' ').next()?.parse().ok()?))
-        })
-        .collect();
+/// The upper bound of the bucket reaching quantile `q`.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
     let total = buckets.last()?.1;
     if total == 0.0 {
         return None;
@@ -80,161 +60,104 @@ fn quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
     buckets.iter().find(|(_, count)| *count >= q * total).map(|(le, _)| *le)
 }
 
-fn proc_stats(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    (cpu, hwm)
+fn extra_args() -> Vec<String> {
+    std::env::var("SERIN_SCALE_CONTROLLER_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
-async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
-    let exe_dir = PathBuf::from(env!("CARGO_BIN_EXE_serin-sandbox"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let controller_bin = exe_dir.join("serin-controller");
-    anyhow::ensure!(
-        controller_bin.is_file(),
-        "{} is not built: cargo build --release -p serin-controller",
-        controller_bin.display()
-    );
-    let (api_port, ctl_port) = (free_port()?, free_port()?);
-    let logs = std::env::temp_dir().join(format!("serin-scale-{}", std::process::id()));
-    std::fs::create_dir_all(&logs)?;
-    let log = |name: &str| std::fs::File::create(logs.join(name)).map(Stdio::from);
-    let _api = Killed(
-        Command::new(env!("CARGO_BIN_EXE_serin-sandbox"))
-            .args(["kube-api", "--port", &api_port.to_string(), "--knative", "--no-router"])
-            .stdout(log("kube-api.log")?)
-            .stderr(log("kube-api.err")?)
-            .spawn()?,
-    );
-    let api_addr = format!("127.0.0.1:{api_port}");
-    wait_http(&api_addr, "/version", Duration::from_secs(30))?;
-    let client = kube::Client::try_from(kube::Config::new(format!("http://{api_addr}").parse::<http::Uri>()?))?;
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "scale"}}))?,
-        )
-        .await?;
-    let crd_text = std::fs::read_to_string(exe_dir.join("../../deploy/crds/canaries.flagger.app.yaml"))?;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    crds.create(&PostParams::default(), &serde_saphyr::from_str(&crd_text)?)
-        .await?;
-    let services: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "scale",
-        &resource("serving.knative.dev", "Service", "services", "v1"),
-    );
-    let canaries: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "scale",
-        &resource("flagger.app", "Canary", "canaries", "v1beta1"),
-    );
-    let prometheus = stub_prometheus().await;
-    for i in 0..n {
-        let ksvc = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": format!("app-{i}"), "namespace": "scale"},
-            "spec": {"template": {"spec": {"containers": [{"image": "example.com/app:1"}]}}}});
-        services
-            .create(&PostParams::default(), &serde_json::from_value(ksvc)?)
-            .await?;
-        let canary = json!({"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": format!("app-{i}"), "namespace": "scale"},
-            "spec": {"provider": "knative", "targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": format!("app-{i}")},
-                "analysis": {"interval": interval, "threshold": 3, "maxWeight": 50, "stepWeight": 25,
-                    "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}]}}});
-        canaries
-            .create(&PostParams::default(), &serde_json::from_value(canary)?)
-            .await?;
-    }
-    let controller = Killed(
-        Command::new(&controller_bin)
-            .args([
-                "--kube-server",
-                &format!("http://{api_addr}"),
-                "--metrics-server",
-                &prometheus,
-                "--listen",
-                &format!("127.0.0.1:{ctl_port}"),
-                "--log-level",
-                "warn",
-            ])
-            .args(
-                std::env::var("SERIN_SCALE_CONTROLLER_ARGS")
-                    .unwrap_or_default()
-                    .split_whitespace(),
-            )
-            .stdout(log("controller.log")?)
-            .stderr(log("controller.err")?)
-            .spawn()?,
-    );
-    let pid = controller.0.id();
-    let phases = |items: &[DynamicObject], phase: &str| {
-        items
-            .iter()
-            .filter(|c| c.data.pointer("/status/phase") == Some(&json!(phase)))
-            .count()
-    };
-    let wait_all = |phase: &'static str, limit: Duration| {
-        let canaries = canaries.clone();
-        async move {
-            let deadline = Instant::now() + limit;
-            loop {
-                let items = canaries.list(&ListParams::default()).await?.items;
-                let done = phases(&items, phase);
-                if done == n || Instant::now() > deadline {
-                    return anyhow::Ok(done);
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+fn interval_of(text: &str) -> Duration {
+    humantime::parse_duration(text).unwrap_or(Duration::from_secs(5))
+}
+
+/// One run: `shards` shards of `replicas` controllers each (`shards == 1`: one unsharded
+/// controller); with `kill_leader`, shard 0's leader is killed once the rollout is under way.
+struct Run {
+    n: usize,
+    interval: String,
+    spread: bool,
+    shards: u32,
+    replicas: usize,
+    kill_leader: bool,
+}
+
+async fn run(r: &Run) -> anyhow::Result<Value> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut fleet = Fleet::start(env!("CARGO_BIN_EXE_serin-sandbox").as_ref(), &root).await?;
+    fleet.create(r.n, &r.interval).await?;
+    let mut leaders = Vec::new();
+    for shard in 0..r.shards {
+        for replica in 0..r.replicas {
+            let mut args = extra_args();
+            if r.shards > 1 {
+                let identity = format!("shard{shard}-{replica}");
+                args.extend(
+                    [
+                        "--shard",
+                        &format!("{shard}/{}", r.shards),
+                        "--identity",
+                        &identity,
+                        "--lease-duration",
+                        "5s",
+                    ]
+                    .iter()
+                    .map(|s| (*s).to_owned()),
+                );
+            }
+            let index = fleet.start_controller(&args)?;
+            if replica == 0 {
+                leaders.push(index);
+                // Let the first replica take the Lease before its standby starts.
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-    };
-    let initialized = wait_all("Initialized", Duration::from_secs(300)).await?;
-    let (_, rss_after_init_kib) = proc_stats(pid);
-    let requests_before = api_requests(&api_addr);
-    let (cpu_before_rollout, _) = proc_stats(pid);
-    let started = Instant::now();
-    let patch =
-        json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/app:2"}]);
-    let patch: json_patch::Patch = serde_json::from_value(patch)?;
-    for i in 0..n {
-        services
-            .patch(
-                &format!("app-{i}"),
-                &PatchParams::default(),
-                &Patch::<()>::Json(patch.clone()),
-            )
-            .await?;
     }
-    let succeeded = wait_all("Succeeded", Duration::from_secs(600)).await?;
+    let initialized = fleet.wait_all(r.n, "Initialized", Duration::from_secs(600)).await?;
+    let controller_pids: Vec<u32> = fleet.controllers.iter().map(|c| c.pid).collect();
+    let cpu = |pids: &[u32]| pids.iter().map(|p| proc_stats(*p).0).sum::<f64>();
+    let requests_before = fleet.api_requests();
+    let (controllers_cpu_before, api_cpu_before) = (cpu(&controller_pids), proc_stats(fleet.api_pid).0);
+    let started = Instant::now();
+    let spread = if r.spread {
+        interval_of(&r.interval)
+    } else {
+        Duration::ZERO
+    };
+    fleet.roll_out(r.n, "example.com/app:2", spread).await?;
+    let mut failover_seconds = None;
+    if r.kill_leader && r.shards > 1 {
+        fleet
+            .wait_all(r.n / 10, "Progressing", Duration::from_secs(120))
+            .await?;
+        // Before the kill: the controllers' figures so far count; the killed one's stop here.
+        let killed_at = Instant::now();
+        fleet.kill_controller(leaders[0]);
+        let lease = serin_reconciler::shard::lease_name(&format!("0/{}", r.shards));
+        let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(fleet.client.clone(), serin_sandbox::fleet::NAMESPACE);
+        while killed_at.elapsed() < Duration::from_secs(60) {
+            let holder = leases.get_opt(&lease).await?.and_then(|l| l.spec?.holder_identity);
+            if holder.as_deref() == Some("shard0-1") {
+                failover_seconds = Some(killed_at.elapsed().as_secs_f64());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let succeeded = fleet.wait_all(r.n, "Succeeded", Duration::from_secs(1200)).await?;
     let elapsed = started.elapsed();
-    // Say why the others did not finish (up to 5).
-    let stragglers: Vec<String> = canaries
-        .list(&ListParams::default())
+    let not_succeeded: Vec<String> = fleet
+        .list()
         .await?
-        .items
-        .iter()
+        .into_iter()
         .filter(|c| c.data.pointer("/status/phase") != Some(&json!("Succeeded")))
         .take(5)
-        .map(|c| {
-            let name = c.metadata.name.clone().unwrap_or_default();
-            let svc = c.data.pointer("/status").cloned().unwrap_or_default();
-            format!("{name}: {svc}")
-        })
+        .map(|c| format!("{}: {}", c.metadata.name.unwrap_or_default(), c.data["status"]))
         .collect();
-    for s in &stragglers {
-        eprintln!("not succeeded: {s}");
-    }
-    let by_kind: std::collections::BTreeMap<String, f64> = api_requests(&api_addr)
+    let by_kind: BTreeMap<String, f64> = fleet
+        .api_requests()
         .into_iter()
         .map(|(k, v)| {
             let before = requests_before.get(&k).copied().unwrap_or(0);
@@ -242,96 +165,211 @@ async fn run(n: usize, interval: &str) -> anyhow::Result<Value> {
         })
         .filter(|(_, v)| *v > 0.0)
         .collect();
-    let requests: f64 = by_kind.values().sum();
-    let metrics = http_get(&format!("127.0.0.1:{ctl_port}"), "/metrics");
-    let (cpu, rss_kib) = proc_stats(pid);
     // Each rollout here: first step at detection, then 2 analysis steps (25%, 50% → promote).
-    let steps = (n * 3) as f64;
+    let steps = (r.n * 3) as f64;
+    let requests: f64 = by_kind.values().sum();
+    let writes: f64 = by_kind
+        .iter()
+        .filter(|(k, _)| {
+            ["create ", "patch ", "update ", "delete "]
+                .iter()
+                .any(|v| k.starts_with(v))
+        })
+        .map(|(_, v)| v)
+        .sum();
+    let texts: Vec<String> = fleet
+        .controllers
+        .iter()
+        .map(|c| http_get(&c.listen.to_string(), "/metrics"))
+        .collect();
+    let lag = buckets(&texts, "serin_step_lag_seconds", "");
+    let stages: serde_json::Map<String, Value> = ["observe", "checks", "act", "status"]
+        .iter()
+        .map(|stage| {
+            let b = buckets(&texts, "serin_reconcile_stage_seconds", &format!("stage=\"{stage}\""));
+            (
+                (*stage).to_owned(),
+                json!({"p50": quantile(&b, 0.5), "p99": quantile(&b, 0.99)}),
+            )
+        })
+        .collect();
+    let rss_mib = |pid: u32| proc_stats(pid).1 as f64 / 1024.0;
+    let live: Vec<u32> = controller_pids
+        .iter()
+        .copied()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    let controllers_cpu = cpu(&live);
+    let api_cpu = proc_stats(fleet.api_pid).0;
+    // Advances of one Canary to one weight recorded more than once (two actors, or a step
+    // redone after a kill between its traffic write and its status write).
+    let mut advances: BTreeMap<(String, String), i32> = BTreeMap::new();
+    for (object, message, count) in fleet.events().await? {
+        if message.starts_with("Advance ") {
+            *advances.entry((object, message)).or_default() += count;
+        }
+    }
+    let repeated_advances = advances.values().filter(|c| **c > 1).count();
     Ok(json!({
-        "canaries": n,
+        "canaries": r.n,
+        "interval": r.interval,
+        "shape": if r.spread { "spread" } else { "stress" },
+        "shards": r.shards,
+        "replicasPerShard": r.replicas,
         "initialized": initialized,
         "succeeded": succeeded,
+        "notSucceeded": not_succeeded,
         "rolloutSeconds": elapsed.as_secs_f64(),
-        "stepLagP50Seconds": quantile(&metrics, "serin_step_lag_seconds", 0.5),
-        "stepLagP99Seconds": quantile(&metrics, "serin_step_lag_seconds", 0.99),
-        "controllerCpuSeconds": cpu,
-        "controllerCoresDuringRollout": (cpu - cpu_before_rollout) / elapsed.as_secs_f64(),
-        "controllerPeakRssMiB": rss_kib as f64 / 1024.0,
-        "controllerPeakRssAfterInitMiB": rss_after_init_kib as f64 / 1024.0,
-        "interval": interval,
+        "stepLagP50Seconds": quantile(&lag, 0.5),
+        "stepLagP99Seconds": quantile(&lag, 0.99),
+        "stageSeconds": stages,
+        "controllerCpuSeconds": controllers_cpu,
+        "controllerCoresDuringRollout": (controllers_cpu - controllers_cpu_before).max(0.0) / elapsed.as_secs_f64(),
+        "controllerPeakRssMiB": live.iter().map(|p| rss_mib(*p)).fold(0.0, f64::max),
+        "emulatorCpuSeconds": api_cpu,
+        "emulatorCoresDuringRollout": (api_cpu - api_cpu_before) / elapsed.as_secs_f64(),
+        "emulatorPeakRssMiB": rss_mib(fleet.api_pid),
         "apiRequestsPerStepPerCanary": requests / steps,
+        "apiWritesPerStepPerCanary": writes / steps,
         "apiRequestsPerStepPerCanaryByKind": by_kind.iter().map(|(k, v)| (k.clone(), json!(v / steps))).collect::<serde_json::Map<_, _>>(),
-        "notSucceeded": stragglers,
+        "failoverSeconds": failover_seconds,
+        "repeatedAdvances": repeated_advances,
+        "logs": fleet.logs.display().to_string(),
     }))
 }
 
-/// The controller's requests so far, by "verb resource".
-fn api_requests(api_addr: &str) -> std::collections::BTreeMap<String, u64> {
-    let body = http_get(api_addr, "/_sandbox/requests");
-    let mut counts = std::collections::BTreeMap::new();
-    for r in serde_json::from_str::<Vec<Value>>(&body).unwrap_or_default() {
-        if r["userAgent"]
-            .as_str()
-            .is_some_and(|a| a.starts_with("serin-controller"))
-        {
-            let key = format!(
-                "{} {}",
-                r["verb"].as_str().unwrap_or("?"),
-                r["resource"].as_str().unwrap_or("?")
-            );
-            *counts.entry(key).or_default() += r["count"].as_u64().unwrap_or(0);
+fn print_row(r: &Value) {
+    let secs = |v: &Value| v.as_f64().map_or("n/a".into(), |v| format!("<={v}"));
+    let stage = |s: &str| {
+        format!(
+            "{}/{}",
+            secs(&r["stageSeconds"][s]["p50"]),
+            secs(&r["stageSeconds"][s]["p99"])
+        )
+    };
+    println!(
+        "{:>7} {:>6} {:>8} {:>6} {:>9} {:>8} {:>8} {:>6.2} {:>7.1} {:>6.2} {:>7.1} {:>7.2} {:>7.2}  observe {} checks {} act {} status {}{}",
+        r["canaries"],
+        r["interval"].as_str().unwrap_or(""),
+        format!(
+            "{}{}",
+            r["shape"].as_str().unwrap_or(""),
+            if r["shards"].as_u64() > Some(1) { "x3" } else { "" }
+        ),
+        r["succeeded"],
+        secs(&r["stepLagP50Seconds"]),
+        secs(&r["stepLagP99Seconds"]),
+        format!("{:.0}", r["rolloutSeconds"].as_f64().unwrap_or(0.0)),
+        r["controllerCoresDuringRollout"].as_f64().unwrap_or(0.0),
+        r["controllerPeakRssMiB"].as_f64().unwrap_or(0.0),
+        r["emulatorCoresDuringRollout"].as_f64().unwrap_or(0.0),
+        r["emulatorPeakRssMiB"].as_f64().unwrap_or(0.0),
+        r["apiRequestsPerStepPerCanary"].as_f64().unwrap_or(0.0),
+        r["apiWritesPerStepPerCanary"].as_f64().unwrap_or(0.0),
+        stage("observe"),
+        stage("checks"),
+        stage("act"),
+        stage("status"),
+        match r["failoverSeconds"].as_f64() {
+            Some(f) => format!("  failover {f:.1}s, repeated advances {}", r["repeatedAdvances"]),
+            None => String::new(),
         }
-    }
-    counts
+    );
+}
+
+fn parse_size(a: &str) -> Option<(usize, String)> {
+    let (n, interval) = a.split_once('@').unwrap_or((a, "5s"));
+    Some((n.parse().ok()?, interval.to_owned()))
 }
 
 fn main() {
-    let sizes: Vec<(usize, String)> = std::env::args()
-        .skip(1)
-        .filter_map(|a| {
-            let (n, interval) = a.split_once('@').unwrap_or((&a, "5s"));
-            Some((n.parse().ok()?, interval.to_owned()))
-        })
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
         return;
     }
-    let sizes = if sizes.is_empty() {
-        vec![(1000, "5s".to_owned())]
-    } else {
-        sizes
-    };
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--sharded" {
+            if let Some((n, interval)) = args.get(i + 1).and_then(|a| parse_size(a)) {
+                runs.push(Run {
+                    n,
+                    interval,
+                    spread: true,
+                    shards: 3,
+                    replicas: 2,
+                    kill_leader: true,
+                });
+            }
+            i += 2;
+            continue;
+        }
+        if let Some((n, interval)) = parse_size(&args[i]) {
+            for spread in [false, true] {
+                runs.push(Run {
+                    n,
+                    interval: interval.clone(),
+                    spread,
+                    shards: 1,
+                    replicas: 1,
+                    kill_leader: false,
+                });
+            }
+        }
+        i += 1;
+    }
+    if runs.is_empty() {
+        runs.push(Run {
+            n: 1000,
+            interval: "5s".into(),
+            spread: false,
+            shards: 1,
+            replicas: 1,
+            kill_leader: false,
+        });
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>7} {:>9} {:>15}",
-        "canaries", "interval", "succeeded", "lag p50", "lag p99", "cpu s", "cores", "rss MiB", "API req/step"
+        "{:>7} {:>6} {:>8} {:>6} {:>9} {:>8} {:>8} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7}  stages p50/p99 (s)",
+        "canaries",
+        "every",
+        "shape",
+        "done",
+        "lag p50",
+        "lag p99",
+        "took s",
+        "ctl c",
+        "ctl MiB",
+        "api c",
+        "api MiB",
+        "req/st",
+        "wr/st"
     );
-    for (n, interval) in sizes {
-        match rt.block_on(run(n, &interval)) {
-            Ok(r) => {
-                let secs = |k: &str| r[k].as_f64().map_or("n/a".into(), |v| format!("<= {v}s"));
-                println!(
-                    "{:>9} {:>9} {:>10} {:>10} {:>10} {:>9.1} {:>7.2} {:>9.1} {:>15.2}",
-                    n,
-                    interval,
-                    r["succeeded"],
-                    secs("stepLagP50Seconds"),
-                    secs("stepLagP99Seconds"),
-                    r["controllerCpuSeconds"].as_f64().unwrap_or(0.0),
-                    r["controllerCoresDuringRollout"].as_f64().unwrap_or(0.0),
-                    r["controllerPeakRssMiB"].as_f64().unwrap_or(0.0),
-                    r["apiRequestsPerStepPerCanary"].as_f64().unwrap_or(0.0)
-                );
+    for r in &runs {
+        match rt.block_on(run(r)) {
+            Ok(result) => {
+                print_row(&result);
                 let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+                let name = format!(
+                    "scale-{}-{}.json",
+                    r.n,
+                    if r.shards > 1 {
+                        "sharded"
+                    } else if r.spread {
+                        "spread"
+                    } else {
+                        "stress"
+                    }
+                );
                 if std::fs::create_dir_all(&dir).is_ok() {
-                    let _ = std::fs::write(dir.join(format!("scale-{n}.json")), format!("{r:#}\n"));
+                    let _ = std::fs::write(dir.join(name), format!("{result:#}\n"));
                 }
             }
-            Err(e) => println!("{n:>9} failed: {e:#}"),
+            Err(e) => println!("{:>7} failed: {e:#}", r.n),
         }
     }
 }
