@@ -169,7 +169,9 @@ impl ControllerMetrics {
         let successes = Family::<OutcomeLabels, Counter>::default();
         let failures = Family::<OutcomeLabels, Counter>::default();
         let reconciles = Family::<ResultLabels, Counter>::default();
-        let step_lag = Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let step_lag = Histogram::new([
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0,
+        ]);
         registry.register(
             "flagger_canary_total",
             "Number of canaries per namespace",

@@ -31,42 +31,28 @@ async fn holder(fleet: &Fleet, lease: &str) -> Option<String> {
     leases.get_opt(lease).await.ok()??.spec?.holder_identity
 }
 
-/// Each Canary's recorded shard.
-async fn recorded(fleet: &Fleet) -> BTreeMap<String, String> {
+/// Each Canary's status field at `pointer` (empty when absent).
+async fn status_of_each(fleet: &Fleet, pointer: &str) -> BTreeMap<String, String> {
     fleet
         .list()
         .await
         .expect("list")
         .into_iter()
         .map(|c| {
-            let shard = c
-                .data
-                .pointer("/status/shard")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            (c.metadata.name.unwrap_or_default(), shard)
+            let value = c.data.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_owned();
+            (c.metadata.name.unwrap_or_default(), value)
         })
         .collect()
 }
 
+/// Each Canary's recorded shard.
+async fn recorded(fleet: &Fleet) -> BTreeMap<String, String> {
+    status_of_each(fleet, "/status/shard").await
+}
+
 /// Each Canary's `status.lastPromotedSpec`.
 async fn promoted(fleet: &Fleet) -> BTreeMap<String, String> {
-    fleet
-        .list()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|c| {
-            let spec = c
-                .data
-                .pointer("/status/lastPromotedSpec")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            (c.metadata.name.unwrap_or_default(), spec)
-        })
-        .collect()
+    status_of_each(fleet, "/status/lastPromotedSpec").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
