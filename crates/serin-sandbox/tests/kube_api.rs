@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
     core::{ApiResource, GroupVersionKind},
     discovery::Discovery,
@@ -242,6 +242,59 @@ async fn selectors_and_pagination() {
         }
     }
     assert_eq!(names, ["a", "b", "c", "d", "e"]);
+}
+
+/// A list read in pages reports its first page's resourceVersion on every page, as the API
+/// server does, so a watch started from it sees a change made while the pages were read (here
+/// to an object on the first page). Reporting each page's own version lost such changes for
+/// good: a controller's cache kept a Service "without a ready revision" that was long Ready.
+#[tokio::test]
+async fn a_watch_from_a_paged_list_sees_changes_made_between_the_pages() {
+    let (_api, client) = api_with_crds().await;
+    let canaries: Api<DynamicObject> = Api::namespaced_with(client, "test", &canary_resource());
+    for name in ["a", "b", "c", "d", "e"] {
+        canaries
+            .create(&PostParams::default(), &canary(name))
+            .await
+            .expect("create");
+    }
+    let first = canaries.list(&ListParams::default().limit(2)).await.expect("page 1");
+    let mut token = first.metadata.continue_.clone().expect("more pages");
+    let patch = json!({"metadata": {"labels": {"changed": "between-pages"}}});
+    canaries
+        .patch("a", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch a");
+    let mut versions = vec![first.metadata.resource_version.clone()];
+    loop {
+        let page = canaries
+            .list(&ListParams::default().limit(2).continue_token(&token))
+            .await
+            .expect("page");
+        versions.push(page.metadata.resource_version.clone());
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(next) => token = next,
+            None => break,
+        }
+    }
+    assert!(versions.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
+    let from = versions.last().cloned().flatten().expect("a resourceVersion");
+    let stream = canaries
+        .watch(&kube::api::WatchParams::default().timeout(2), &from)
+        .await
+        .expect("watch");
+    let mut stream = std::pin::pin!(stream);
+    let mut seen = false;
+    while let Some(Ok(event)) = stream.next().await {
+        if let kube::api::WatchEvent::Modified(o) = event
+            && o.metadata.name.as_deref() == Some("a")
+            && o.labels().get("changed").map(String::as_str) == Some("between-pages")
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the change made between the pages was never delivered");
 }
 
 #[tokio::test]

@@ -196,8 +196,25 @@ fn list(
 ) -> Result<Reply, ApiError> {
     let def = &target.def;
     let (labels, fields) = selectors(query)?;
+    // A continued list reports the resourceVersion of its first page, as the API server does
+    // (it serves every page from that snapshot): a watch started from the last page then
+    // replays every change made while the pages were read. Each page here is read from the
+    // current store, so it may be newer than that version, never older; the replay brings
+    // the client to the current state either way. A token older than the change log is 410.
+    let continued = match query.get("continue").filter(|t| !t.is_empty()) {
+        Some(token) => Some(parse_continue(token)?),
+        None => None,
+    };
     let store = shared.store.lock().map_err(|_| poisoned())?;
-    let rv = store.rv().to_string();
+    if let Some((snapshot, _)) = &continued
+        && *snapshot < store.oldest_rv()
+    {
+        return Err(ApiError::gone(format!(
+            "the continue token is too old ({snapshot}): list again"
+        )));
+    }
+    let snapshot = continued.as_ref().map_or(store.rv(), |(rv, _)| *rv);
+    let rv = snapshot.to_string();
     let mut items: Vec<Value> = store.list_where(def, target.namespace.as_deref(), |o| {
         labels.matches(o) && fields.matches(o)
     });
@@ -211,13 +228,8 @@ fn list(
             o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
         )
     };
-    if let Some(token) = query.get("continue").filter(|t| !t.is_empty()) {
-        let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
-        items.retain(|o| key(o) > after);
+    if let Some((_, after)) = &continued {
+        items.retain(|o| key(o) > *after);
     }
     let mut metadata = json!({"resourceVersion": rv});
     if let Some(limit) = query
@@ -228,7 +240,8 @@ fn list(
     {
         items.truncate(limit);
         if let Some(last) = items.last() {
-            metadata["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(last)));
+            let token = format!("{snapshot}\n{}", key(last));
+            metadata["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
             metadata["remainingItemCount"] = json!(0);
         }
     }
@@ -239,6 +252,19 @@ fn list(
         200,
         json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": metadata, "items": items}),
     ))
+}
+
+/// A continue token: the first page's resourceVersion and the last key served.
+fn parse_continue(token: &str) -> Result<(u64, String), ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|text| {
+            let (rv, key) = text.split_once('\n')?;
+            Some((rv.parse().ok()?, key.to_owned()))
+        })
+        .ok_or_else(|| ApiError::bad_request("invalid continue token"))
 }
 
 fn admit(shared: &Shared, def: &ResourceDef, op: Operation, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
