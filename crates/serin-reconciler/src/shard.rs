@@ -141,13 +141,12 @@ pub(crate) async fn claim(ctx: &Context, canary: &Canary, api: &Api<Canary>) -> 
         tracing::info!(canary = %crate::reconcile::key(canary), held_by = %recorded, "another shard holds this Canary; waiting");
         return Ok(Claim::Wait(wait));
     }
-    if mine.is_empty() {
-        // Unsharded: nothing to record, and no live shard holds it.
-        return Ok(Claim::Act);
-    }
+    // Ours now: our shard, or (unsharded) no shard at all, so that the next reconciles need
+    // no Lease read.
+    let record = if mine.is_empty() { json!(null) } else { json!(mine) };
     let patch = json!({
         "metadata": {"resourceVersion": canary.resource_version()},
-        "status": {"shard": mine},
+        "status": {"shard": record},
     });
     match api
         .patch_status(&canary.name_any(), &PatchParams::default(), &Patch::Merge(&patch))

@@ -206,6 +206,29 @@ async fn patch_types_apply_and_strategic_merge_refused_for_custom_resources() {
     assert_eq!(merged.data.map(|d| d.len()), Some(2));
 }
 
+/// Lists in pages of `limit`, from a continue token (or from the start):
+/// the names in order and each page's resourceVersion.
+async fn rest_of_pages(
+    api: &Api<DynamicObject>,
+    limit: u32,
+    mut token: Option<String>,
+) -> (Vec<String>, Vec<Option<String>>) {
+    let (mut names, mut versions) = (Vec::new(), Vec::new());
+    loop {
+        let params = match &token {
+            Some(t) => ListParams::default().limit(limit).continue_token(t),
+            None => ListParams::default().limit(limit),
+        };
+        let page = api.list(&params).await.expect("page");
+        names.extend(page.items.iter().filter_map(|o| o.metadata.name.clone()));
+        versions.push(page.metadata.resource_version.clone());
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(next) => token = Some(next),
+            None => return (names, versions),
+        }
+    }
+}
+
 #[tokio::test]
 async fn selectors_and_pagination() {
     let (_api, client) = api_with_crds().await;
@@ -231,16 +254,7 @@ async fn selectors_and_pagination() {
         .await
         .expect("fields");
     assert_eq!(by_field.items.len(), 1);
-    let mut names = Vec::new();
-    let mut params = ListParams::default().limit(2);
-    loop {
-        let page = canaries.list(&params).await.expect("page");
-        names.extend(page.items.iter().filter_map(|o| o.metadata.name.clone()));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = ListParams::default().limit(2).continue_token(&token),
-            None => break,
-        }
-    }
+    let (names, _) = rest_of_pages(&canaries, 2, None).await;
     assert_eq!(names, ["a", "b", "c", "d", "e"]);
 }
 
@@ -259,24 +273,15 @@ async fn a_watch_from_a_paged_list_sees_changes_made_between_the_pages() {
             .expect("create");
     }
     let first = canaries.list(&ListParams::default().limit(2)).await.expect("page 1");
-    let mut token = first.metadata.continue_.clone().expect("more pages");
+    let token = first.metadata.continue_.clone().expect("more pages");
     let patch = json!({"metadata": {"labels": {"changed": "between-pages"}}});
     canaries
         .patch("a", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("patch a");
+    let (_, rest) = rest_of_pages(&canaries, 2, Some(token)).await;
     let mut versions = vec![first.metadata.resource_version.clone()];
-    loop {
-        let page = canaries
-            .list(&ListParams::default().limit(2).continue_token(&token))
-            .await
-            .expect("page");
-        versions.push(page.metadata.resource_version.clone());
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(next) => token = next,
-            None => break,
-        }
-    }
+    versions.extend(rest);
     assert!(versions.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
     let from = versions.last().cloned().flatten().expect("a resourceVersion");
     let stream = canaries
