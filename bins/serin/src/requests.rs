@@ -18,15 +18,6 @@ pub fn who() -> String {
         .unwrap_or_else(|_| "serin".into())
 }
 
-/// Now, as the engine counts time.
-pub fn now() -> serin_core::Time {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    serin_core::Time::from_millis(millis)
-}
-
 /// Writes the request annotation, after checking it applies to the Canary's phase.
 pub async fn send(access: &Access, name: &str, request: Request, reason: Option<&str>) -> anyhow::Result<()> {
     let (client, namespace) = access.connect().await?;
@@ -37,7 +28,7 @@ pub async fn send(access: &Access, name: &str, request: Request, reason: Option<
     if let Some(why) = request.refused_in(&phase) {
         bail!("{what} is {}: {why}", if phase.is_empty() { "new" } else { &phase });
     }
-    let (token, patch) = request.patch(now(), &who(), reason);
+    let (token, patch) = request.patch(serin_api::wall_clock_now(), &who(), reason);
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| explain(e, &what))?;

@@ -38,7 +38,7 @@ pub use judge::{
     JUDGE_MODE_ANNOTATION, JUDGE_POLICY_ANNOTATION, JudgePolicy, JudgePolicySpec, JudgeRequest, judge_request,
     judge_settings,
 };
-pub use status::{CanaryCondition, CanaryStatus, LastDecision, MetricReading, parse_time, rfc3339};
+pub use status::{CanaryCondition, CanaryStatus, LastDecision, MetricReading, parse_time, rfc3339, wall_clock_now};
 pub use template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
 pub use validate::{
     DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_TIMEOUT, DurationError,

@@ -173,6 +173,16 @@ impl From<&Explanation> for LastDecision {
     }
 }
 
+/// The wall clock now, as the engine counts time (for the callers that read one: the
+/// reconciler's production clock, the CLI's requests, the dashboard).
+pub fn wall_clock_now() -> Time {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Time::from_millis(millis)
+}
+
 /// Formats an engine time as RFC 3339 (seconds precision, as Kubernetes does).
 pub fn rfc3339(time: Time) -> String {
     Timestamp::from_millisecond(time.as_millis())

@@ -38,14 +38,7 @@ impl Default for Store {
     }
 }
 
-/// The wall clock, as the engine counts time.
-pub fn wall_clock() -> Time {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Time::from_millis(millis)
-}
+pub use serin_api::wall_clock_now as wall_clock;
 
 fn jiff_time(t: &k8s_openapi::jiff::Timestamp) -> Time {
     Time::from_millis(t.as_millisecond())

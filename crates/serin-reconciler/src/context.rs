@@ -138,13 +138,7 @@ pub type Clock = Arc<dyn Fn() -> Time + Send + Sync>;
 
 /// The wall clock.
 pub fn wall_clock() -> Clock {
-    Arc::new(|| {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        Time::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
-    })
+    Arc::new(serin_api::wall_clock_now)
 }
 
 /// Shared state of the reconciler.

@@ -229,9 +229,9 @@ async fn rest_of_pages(
     }
 }
 
-#[tokio::test]
-async fn selectors_and_pagination() {
-    let (_api, client) = api_with_crds().await;
+/// The emulator with Canaries `a` … `e` in namespace `test`.
+async fn api_with_canaries_a_to_e() -> (KubeApi, Api<DynamicObject>) {
+    let (api, client) = api_with_crds().await;
     let canaries: Api<DynamicObject> = Api::namespaced_with(client, "test", &canary_resource());
     for name in ["a", "b", "c", "d", "e"] {
         canaries
@@ -239,6 +239,12 @@ async fn selectors_and_pagination() {
             .await
             .expect("create");
     }
+    (api, canaries)
+}
+
+#[tokio::test]
+async fn selectors_and_pagination() {
+    let (_api, canaries) = api_with_canaries_a_to_e().await;
     let by_label = canaries
         .list(&ListParams::default().labels("app in (a, c)"))
         .await
@@ -264,14 +270,7 @@ async fn selectors_and_pagination() {
 /// good: a controller's cache kept a Service "without a ready revision" that was long Ready.
 #[tokio::test]
 async fn a_watch_from_a_paged_list_sees_changes_made_between_the_pages() {
-    let (_api, client) = api_with_crds().await;
-    let canaries: Api<DynamicObject> = Api::namespaced_with(client, "test", &canary_resource());
-    for name in ["a", "b", "c", "d", "e"] {
-        canaries
-            .create(&PostParams::default(), &canary(name))
-            .await
-            .expect("create");
-    }
+    let (_api, canaries) = api_with_canaries_a_to_e().await;
     let first = canaries.list(&ListParams::default().limit(2)).await.expect("page 1");
     let token = first.metadata.continue_.clone().expect("more pages");
     let patch = json!({"metadata": {"labels": {"changed": "between-pages"}}});
