@@ -171,6 +171,8 @@ pub struct Context {
     pub targets: Arc<TargetIndex>,
     /// Alert delivery (`analysis.alerts` and the global notifier); `None`: no alerts are sent.
     pub alerting: Option<crate::alerting::Alerting>,
+    /// Our status writes until the Canary cache has them.
+    pub own_writes: crate::own_writes::OwnWrites,
     /// Providers (`metricsServer`s and MetricTemplates) by their settings.
     providers: Mutex<HashMap<String, Arc<dyn MetricsProvider>>>,
     knative_cache: Mutex<Option<KnativeCacheWriter>>,
@@ -198,6 +200,7 @@ impl Context {
             event_webhook: None,
             clock: wall_clock(),
             store: OnceLock::new(),
+            own_writes: Default::default(),
             config_cache: crate::config_cache::ConfigCache::default(),
             targets: Arc::new(TargetIndex::default()),
             alerting: None,

@@ -48,6 +48,7 @@ mod judging;
 pub mod leader;
 pub mod metrics;
 mod notify;
+pub mod own_writes;
 mod reconcile;
 mod requests;
 pub mod serve;

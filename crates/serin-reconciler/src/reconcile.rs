@@ -20,6 +20,18 @@ pub(crate) fn key(canary: &Canary) -> String {
 
 /// Reconciles one Canary.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<controller::Action, Error> {
+    if ctx.own_writes.cache_behind(&canary) {
+        // The watch event of our last status write is on its way and triggers the next
+        // reconcile; deciding now would redo the step from the status before it.
+        tracing::debug!(canary = %key(&canary), "the Canary cache is behind our last status write; waiting for it");
+        ctx.metrics
+            .reconciles
+            .get_or_create(&crate::metrics::ResultLabels {
+                result: "cache_behind".into(),
+            })
+            .inc();
+        return Ok(controller::Action::requeue(crate::own_writes::CACHE_BEHIND_RETRY));
+    }
     let started = std::time::Instant::now();
     let result = match reconcile_inner(&canary, &ctx).await {
         // A refusal retried every 2 s would be retried forever: record it once (condition and
@@ -161,7 +173,7 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
     crate::judging::report(canary, ctx, &previous, judge_problem.as_deref()).await;
     let alerts = crate::alerting::prepare(canary, ctx, &plan, &status, &decision).await;
     let stage = std::time::Instant::now();
-    write_status(
+    let written = write_status(
         canary,
         &api,
         &plan,
@@ -174,6 +186,9 @@ async fn reconcile_inner(canary: &Canary, ctx: &Arc<Context>) -> Result<controll
         },
     )
     .await?;
+    if let Some(written) = &written {
+        ctx.own_writes.wrote(written);
+    }
     ctx.metrics.stage("status", stage.elapsed());
     // After the status is written: a step redone after a failed write raises no alert twice,
     // and a request is removed only once the status says it was handled.

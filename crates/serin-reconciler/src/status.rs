@@ -28,7 +28,7 @@ pub(crate) async fn write_status(
     previous: &CanaryStatus,
     now: Time,
     extra: ExtraConditions<'_>,
-) -> Result<(), Error> {
+) -> Result<Option<Canary>, Error> {
     let mut status = previous.clone();
     if let Some((state, reason, message)) = extra.alerts {
         status.set_condition("AlertsReady", state, reason, message, now);
@@ -74,7 +74,11 @@ pub(crate) async fn write_status(
         .as_ref()
         .map(|d| d.summary.clone())
         .unwrap_or_default();
-    status.estimated_promotion_at = estimated_promotion(plan, &decision.status, now).map(rfc3339);
+    status.estimated_promotion_at = steady_estimate(
+        previous.estimated_promotion_at.as_deref(),
+        estimated_promotion(plan, &decision.status, now),
+        plan.interval,
+    );
     let (ready, reason) = match phase {
         Phase::Initialized | Phase::Succeeded => ("True", phase.as_str()),
         Phase::Failed => ("False", "RolloutFailed"),
@@ -94,25 +98,38 @@ pub(crate) async fn write_status(
     status.set_condition("Reconciling", reconciling, phase.as_str(), doing, now);
     status.set_condition("Stalled", "False", "Valid", "the Canary is valid", now);
     if !status.differs_ignoring_timestamps(previous) {
-        return Ok(());
+        return Ok(None);
     }
-    patch_status(api, canary, previous, &status).await
+    patch_status(api, canary, previous, &status).await.map(Some)
+}
+
+/// The estimated promotion time to record: the previous one while the new estimate is within one
+/// interval of it. An estimate made while waiting (for a revision to become Ready, for a late
+/// step) moves with the clock; rewriting it on every reconcile would be a status write each
+/// time, for a figure that is an estimate to begin with.
+fn steady_estimate(previous: Option<&str>, estimate: Option<Time>, interval: std::time::Duration) -> Option<String> {
+    let estimate = estimate?;
+    match previous.and_then(serin_api::parse_time) {
+        Some(before) if before.since(estimate).max(estimate.since(before)) < interval => previous.map(str::to_owned),
+        _ => Some(rfc3339(estimate)),
+    }
 }
 
 /// Writes `status` as a merge patch against `previous`: cleared fields are sent as `null`, so
-/// nothing stale survives (a plain merge of the new status would keep them).
+/// nothing stale survives (a plain merge of the new status would keep them). Returns the Canary
+/// as written.
 async fn patch_status(
     api: &Api<Canary>,
     canary: &Canary,
     previous: &CanaryStatus,
     status: &CanaryStatus,
-) -> Result<(), Error> {
+) -> Result<Canary, Error> {
     let old = serde_json::to_value(previous).unwrap_or_default();
     let new = serde_json::to_value(status).unwrap_or_default();
     let patch = json!({"status": merge_diff(&old, &new)});
-    api.patch_status(&canary.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await?;
-    Ok(())
+    Ok(api
+        .patch_status(&canary.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await?)
 }
 
 /// The JSON merge patch that turns `old` into `new`.
@@ -159,7 +176,8 @@ pub(crate) async fn reject(
     status.set_condition("Reconciling", "False", reason, message, now);
     if status.differs_ignoring_timestamps(&previous) {
         crate::notify::warn(canary, ctx, message.to_owned()).await;
-        patch_status(api, canary, &previous, &status).await?;
+        let written = patch_status(api, canary, &previous, &status).await?;
+        ctx.own_writes.wrote(&written);
     }
     tracing::warn!(canary = %key(canary), %message, "Canary not usable");
     Ok(())
@@ -178,8 +196,9 @@ pub(crate) async fn stalled(canary: &Canary, ctx: &Context, reason: &str, messag
     }
     crate::notify::warn(canary, ctx, message.to_owned()).await;
     let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &canary.namespace().unwrap_or_default());
-    if let Err(e) = patch_status(&api, canary, &previous, &status).await {
-        tracing::warn!(canary = %key(canary), error = %e, "cannot record the refusal in status");
+    match patch_status(&api, canary, &previous, &status).await {
+        Ok(written) => ctx.own_writes.wrote(&written),
+        Err(e) => tracing::warn!(canary = %key(canary), error = %e, "cannot record the refusal in status"),
     }
 }
 
@@ -188,12 +207,40 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
-    use super::merge_diff;
+    use super::{merge_diff, steady_estimate};
 
     /// Applies a JSON merge patch (RFC 7386) as the API server does.
     fn apply(mut target: Value, patch: &Value) -> Value {
         json_patch::merge(&mut target, patch);
         target
+    }
+
+    #[test]
+    fn an_estimate_within_one_interval_of_the_recorded_one_is_not_rewritten() {
+        let interval = std::time::Duration::from_secs(60);
+        let at = |s: i64| serin_core::Time::from_millis(1_800_000_000_000 + s * 1000);
+        let recorded = serin_api::rfc3339(at(0));
+        assert_eq!(
+            steady_estimate(Some(&recorded), Some(at(59)), interval),
+            Some(recorded.clone())
+        );
+        assert_eq!(
+            steady_estimate(Some(&recorded), Some(at(60)), interval),
+            Some(serin_api::rfc3339(at(60)))
+        );
+        assert_eq!(
+            steady_estimate(None, Some(at(5)), interval),
+            Some(serin_api::rfc3339(at(5)))
+        );
+        assert_eq!(
+            steady_estimate(Some(&recorded), None, interval),
+            None,
+            "no rollout, no estimate"
+        );
+        assert_eq!(
+            steady_estimate(Some("garbage"), Some(at(5)), interval),
+            Some(serin_api::rfc3339(at(5)))
+        );
     }
 
     #[test]

@@ -376,3 +376,58 @@ async fn metric_template_providers_are_built_once_per_settings() {
         "other settings get their own provider"
     );
 }
+
+#[tokio::test]
+async fn a_canary_read_before_our_last_status_write_is_not_decided_again() {
+    let state = Arc::new(Mutex::new(Routed {
+        world: world(None, "podinfo-00001"),
+        writes: Vec::new(),
+    }));
+    let clock = Arc::new(AtomicI64::new(1_000_000));
+    let (api, ctx, canaries) = setup(FakeRouter(state.clone()), clock.clone()).await;
+    for _ in 0..2 {
+        let _ = reconcile(Arc::new(canaries.get("podinfo").await.expect("get")), ctx.clone())
+            .await
+            .expect("initialize");
+    }
+    state.lock().expect("lock").world.latest_created = Some(Revision::ready("podinfo-00002"));
+    // The first step, from the Canary as the cache has it.
+    let before_step = canaries.get("podinfo").await.expect("get");
+    let _ = reconcile(Arc::new(before_step.clone()), ctx.clone())
+        .await
+        .expect("first step");
+    assert_eq!(
+        state.lock().expect("lock").writes.last().map(String::as_str),
+        Some("split podinfo-00002 10%")
+    );
+    let advances = |events: &[String]| events.iter().filter(|e| e.starts_with("Advance")).count();
+    let advanced = advances(&events(&api).await);
+    let written = canaries.get("podinfo").await.expect("get").metadata.resource_version;
+
+    // Our own traffic write triggers the next reconcile before the watch has delivered the status
+    // write: the cache still holds the Canary from before the step. Deciding from it would redo
+    // the step (another split, another Advance event, another status write).
+    clock.fetch_add(500, Ordering::SeqCst);
+    let action = reconcile(Arc::new(before_step), ctx.clone()).await.expect("stale");
+    let routed = state.lock().expect("lock").writes.clone();
+    assert_eq!(routed.len(), 2, "{routed:?}");
+    assert_eq!(advances(&events(&api).await), advanced);
+    assert_eq!(
+        canaries.get("podinfo").await.expect("get").metadata.resource_version,
+        written
+    );
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(serin_reconciler::own_writes::CACHE_BEHIND_RETRY)
+    );
+
+    // Once the cache has the write, the rollout goes on from it: the next step at 20%.
+    clock.fetch_add(15_000, Ordering::SeqCst);
+    let _ = reconcile(Arc::new(canaries.get("podinfo").await.expect("get")), ctx.clone())
+        .await
+        .expect("second step");
+    assert_eq!(
+        state.lock().expect("lock").writes.last().map(String::as_str),
+        Some("split podinfo-00002 20%")
+    );
+}

@@ -51,6 +51,17 @@ fn buckets(texts: &[String], name: &str, labels: &str) -> Vec<(f64, f64)> {
     out
 }
 
+/// The value of counter `name` (with `labels` in the line), summed over several controllers'
+/// metrics texts.
+fn counter(texts: &[String], name: &str, labels: &str) -> f64 {
+    texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The upper bound of the bucket reaching quantile `q`.
 fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
     let total = buckets.last()?.1;
@@ -210,6 +221,11 @@ async fn run(r: &Run) -> anyhow::Result<Value> {
         }
     }
     let repeated_advances = advances.values().filter(|c| **c > 1).count();
+    // The fewest writes a rollout here can make with Flagger's event texts: detection (the
+    // Progressing status; "New revision detected", the revision not ready yet, "Starting canary
+    // analysis"), each traffic step (the Service, the status, "Advance"), and promotion (the
+    // Service, the status, Flagger's three promotion events).
+    let minimum_writes_per_rollout = 4.0 + 3.0 * 2.0 + 5.0;
     Ok(json!({
         "canaries": r.n,
         "interval": r.interval,
@@ -234,6 +250,9 @@ async fn run(r: &Run) -> anyhow::Result<Value> {
         "apiRequestsPerStepPerCanaryByKind": by_kind.iter().map(|(k, v)| (k.clone(), json!(v / steps))).collect::<serde_json::Map<_, _>>(),
         "failoverSeconds": failover_seconds,
         "repeatedAdvances": repeated_advances,
+        "writesPerRollout": writes / r.n as f64,
+        "minimumWritesPerRollout": minimum_writes_per_rollout,
+        "reconcilesSkippedCacheBehind": counter(&texts, "serin_reconciles_total", "result=\"cache_behind\""),
         "logs": fleet.logs.display().to_string(),
     }))
 }
@@ -247,6 +266,17 @@ fn print_row(r: &Value) {
             secs(&r["stageSeconds"][s]["p99"])
         )
     };
+    let tail = format!(
+        "  writes/rollout {:.2} (fewest {}), repeated advances {}, skipped (cache behind) {}{}",
+        r["writesPerRollout"].as_f64().unwrap_or(0.0),
+        r["minimumWritesPerRollout"],
+        r["repeatedAdvances"],
+        r["reconcilesSkippedCacheBehind"],
+        match r["failoverSeconds"].as_f64() {
+            Some(f) => format!(", failover {f:.1}s"),
+            None => String::new(),
+        }
+    );
     println!(
         "{:>7} {:>6} {:>8} {:>6} {:>9} {:>8} {:>8} {:>6.2} {:>7.1} {:>6.2} {:>7.1} {:>7.2} {:>7.2}  observe {} checks {} act {} status {}{}",
         r["canaries"],
@@ -270,10 +300,7 @@ fn print_row(r: &Value) {
         stage("checks"),
         stage("act"),
         stage("status"),
-        match r["failoverSeconds"].as_f64() {
-            Some(f) => format!("  failover {f:.1}s, repeated advances {}", r["repeatedAdvances"]),
-            None => String::new(),
-        }
+        tail,
     );
 }
 

@@ -29,12 +29,20 @@ fn resource(group: &str, kind: &str, plural: &str, version: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// A Prometheus stand-in answering every instant query with 100 (passes the success rate).
+/// A Prometheus stand-in answering every instant query with 100 (passes the success rate),
+/// except the provider check `vector(1)` (sent short, so in the URL), which gets 1 as from
+/// Prometheus.
 async fn stub_prometheus() -> anyhow::Result<String> {
-    let app = axum::Router::new().fallback(|| async {
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+        let provider_check = uri
+            .query()
+            .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "query" && v == "vector(1)"));
+        let value = if provider_check { "1" } else { "100" };
         (
             [("content-type", "application/json")],
-            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0,"100"]}]}}"#,
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[0,"{value}"]}}]}}}}"#
+            ),
         )
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
