@@ -13,7 +13,9 @@ use crate::{Context, checks};
 
 /// Records `event` for `canary` and sends it to its event webhooks; `phase` goes in the payload.
 pub(crate) async fn record_event(canary: &Canary, ctx: &Context, event: &Event, phase: &str) {
-    ctx.events.record(canary, event).await;
+    if ctx.events.record(canary, event).await == crate::events::Recorded::AlreadyThere {
+        return;
+    }
     let Some(sink) = &ctx.event_sink else { return };
     let millis = (ctx.clock)().as_millis();
     // The spec's own `event` hooks, read from the Canary itself so that events about an

@@ -57,3 +57,61 @@ async fn repeats_are_counted_and_only_the_most_recent_events_are_remembered() {
     recorder.record(&canary, &normal(&last)).await;
     assert_eq!(stored(&events, &last).await, [2], "a recent one is still aggregated");
 }
+
+#[tokio::test]
+async fn a_successor_does_not_record_again_what_its_predecessor_recorded_in_the_unfinished_step() {
+    let api = KubeApi::start(0).await.expect("start");
+    api.create_namespace("test");
+    let client = api.client().expect("client");
+    let events: Api<KubeEvent> = Api::namespaced(client.clone(), "test");
+    let now = jiff::Timestamp::now();
+    let at = |seconds: i64| serin_api::rfc3339(serin_core::Time::from_millis(now.as_millisecond() + seconds * 1000));
+    // The rollout's last status change is 5 s from now: the predecessor's "earlier step" event
+    // (recorded now) came before it, its "unfinished step" event (10 s from now) after it.
+    let mut canary = canary();
+    canary.status = Some(
+        serde_json::from_value(serde_json::json!({
+            "phase": "Progressing",
+            "lastDecision": {"summary": "analysis passed; 10% of traffic", "at": at(5)},
+        }))
+        .expect("status"),
+    );
+    let predecessor = EventRecorder::new(client.clone(), "serin");
+    predecessor.record(&canary, &normal("earlier step")).await;
+    let unfinished: KubeEvent = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "podinfo.unfinished", "namespace": "test"},
+        "involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": "test", "uid": "uid-1"},
+        "reason": "Synced", "type": "Normal", "message": "unfinished step", "count": 1,
+        "firstTimestamp": at(10), "lastTimestamp": at(10),
+    }))
+    .expect("event");
+    events.create(&Default::default(), &unfinished).await.expect("create");
+
+    let successor = EventRecorder::new(client.clone(), "serin");
+    assert_eq!(
+        successor.record(&canary, &normal("unfinished step")).await,
+        serin_reconciler::events::Recorded::AlreadyThere
+    );
+    assert_eq!(stored(&events, "unfinished step").await, [1], "not recorded twice");
+    successor.record(&canary, &normal("earlier step")).await;
+    assert_eq!(
+        stored(&events, "earlier step").await,
+        [2],
+        "aggregated with the predecessor's"
+    );
+
+    // With no rollout in flight, nothing is read: a repeat after a restart is a new object, as
+    // under client-go.
+    let mut settled = canary.clone();
+    settled.metadata.uid = Some("uid-2".into());
+    if let Some(status) = settled.status.as_mut() {
+        status.phase = Some("Succeeded".into());
+    }
+    EventRecorder::new(client.clone(), "serin")
+        .record(&settled, &normal("settled"))
+        .await;
+    EventRecorder::new(client, "serin")
+        .record(&settled, &normal("settled"))
+        .await;
+    assert_eq!(stored(&events, "settled").await, [1, 1]);
+}

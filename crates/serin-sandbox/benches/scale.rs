@@ -6,7 +6,8 @@
 //!
 //! Each size runs in two shapes on a fresh fleet: `stress` (every Service changed at once)
 //! and `spread` (the changes spread evenly over one interval, as a real cluster sees them).
-//! `--sharded` runs 3 shards of 2 replicas each and kills shard 0's leader mid-run.
+//! `N@INTERVAL/stress` or `/spread` runs one shape. `--sharded` runs 3 shards of 2 replicas
+//! each and kills shard 0's leader mid-run.
 //!
 //! Reported: the step lag p50/p99 (actual minus planned step time, from the controllers'
 //! `serin_step_lag_seconds`), each reconcile stage's p50/p99 (`serin_reconcile_stage_seconds`:
@@ -331,8 +332,14 @@ fn main() {
             i += 2;
             continue;
         }
-        if let Some((n, interval)) = parse_size(&args[i]) {
-            for spread in [false, true] {
+        // `N@INTERVAL/stress` or `/spread` runs one shape only.
+        let (size, shapes) = match args[i].split_once('/') {
+            Some((size, "stress")) => (size, &[false][..]),
+            Some((size, "spread")) => (size, &[true][..]),
+            _ => (args[i].as_str(), &[false, true][..]),
+        };
+        if let Some((n, interval)) = parse_size(size) {
+            for &spread in shapes {
                 runs.push(Run {
                     n,
                     interval: interval.clone(),
