@@ -4,15 +4,14 @@
 //! recently used forgotten first), and never holds its memory across an API call, so one slow
 //! write does not hold up other Canaries' events.
 //!
-//! Unlike client-go, it also reads the events a predecessor left: the first time this process
-//! records an event for a Canary with a rollout in flight (after a restart or a failover), it
-//! lists that Canary's events once. An event the predecessor recorded after the Canary's last
-//! status change belongs to the step it was killed in the middle of, which this process is now
-//! redoing: that event is already there and is not recorded again (nor forwarded). Older ones
-//! are aggregated with as usual.
+//! Unlike client-go, an event's name is not a timestamp but a hash of the Canary's uid, the
+//! event's type and message, and the time of the Canary's last status change. A successor (after
+//! a restart or a failover) redoing a step its predecessor was killed in the middle of, from the
+//! same status, records that step's events under the same names: the API server answers that
+//! they exist (409), and they are not recorded (nor forwarded) again. Finding that out costs no
+//! read.
 
 use std::{
-    collections::HashSet,
     num::NonZeroUsize,
     sync::{Mutex, PoisonError},
 };
@@ -25,7 +24,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client,
-    api::{ListParams, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 use serin_api::Canary;
@@ -43,8 +42,8 @@ pub struct EventRecorder {
     component: String,
     /// Events already recorded, with their object name and count.
     seen: Mutex<LruCache<EventKey, (String, i32)>>,
-    /// Canaries (uids) whose earlier events have been read.
-    adopted: Mutex<HashSet<String>>,
+    /// This recorder's `reportingInstance`: tells its own events from a predecessor's.
+    instance: String,
 }
 
 /// Whether this event was written (created or counted again), or found already recorded.
@@ -69,63 +68,16 @@ impl EventRecorder {
             seen: Mutex::new(LruCache::new(
                 NonZeroUsize::new(REMEMBERED).unwrap_or(NonZeroUsize::MIN),
             )),
-            adopted: Mutex::default(),
+            instance: format!(
+                "{}-{}-{:x}",
+                std::env::var("HOSTNAME").unwrap_or_default(),
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ),
         }
-    }
-
-    /// The first time a Canary with a rollout in flight records an event here: its events from
-    /// before, remembered for aggregation. Returns whether `key` is among those recorded after
-    /// the Canary's last status change (the step a predecessor did not finish).
-    async fn adopt(&self, api: &Api<KubeEvent>, canary: &Canary, key: &EventKey) -> bool {
-        let uid = &key.1;
-        let in_flight = canary
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|p| serin_core::Phase::parse(p).is_some_and(serin_core::Phase::is_active));
-        if !in_flight
-            || uid.is_empty()
-            || !self
-                .adopted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(uid.clone())
-        {
-            return false;
-        }
-        let listed = match api
-            .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
-            .await
-        {
-            Ok(list) => list.items,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read a Canary's earlier events; aggregating from here on");
-                return false;
-            }
-        };
-        let last_change = canary
-            .status
-            .as_ref()
-            .and_then(|s| s.last_decision.as_ref())
-            .and_then(|d| d.at.as_deref())
-            .and_then(serin_api::parse_time);
-        let mut unfinished_step = false;
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        for e in listed {
-            let (Some(name), Some(message), Some(type_)) = (e.metadata.name, e.message, e.type_) else {
-                continue;
-            };
-            let at = e
-                .last_timestamp
-                .as_ref()
-                .map(|t| serin_core::Time::from_millis(t.0.as_millisecond()));
-            let this = (key.0.clone(), uid.clone(), type_, message);
-            if this == *key && matches!((at, last_change), (Some(at), Some(change)) if at > change) {
-                unfinished_step = true;
-            }
-            seen.put(this, (name, e.count.unwrap_or(1)));
-        }
-        unfinished_step
     }
 
     /// Records one event on `canary`; failures are logged, never fatal.
@@ -136,10 +88,6 @@ impl EventRecorder {
         let type_ = event.severity.as_str().to_owned();
         let key = (namespace.clone(), uid.clone(), type_.clone(), event.message.clone());
         let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
-        if self.adopt(&api, canary, &key).await {
-            tracing::info!(canary = %format!("{namespace}/{name}"), message = %event.message, "event already recorded by a predecessor during the step being redone");
-            return Recorded::AlreadyThere;
-        }
         let repeated = {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             seen.get_mut(&key).map(|(event_name, count)| {
@@ -158,13 +106,7 @@ impl EventRecorder {
             }
         }
         let stamp = Time(jiff::Timestamp::now());
-        let event_name = format!(
-            "{name}.{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
+        let event_name = event_name(canary, &key);
         let object = KubeEvent {
             metadata: ObjectMeta {
                 name: Some(event_name.clone()),
@@ -188,6 +130,7 @@ impl EventRecorder {
                 ..EventSource::default()
             }),
             reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(self.instance.clone()),
             count: Some(1),
             first_timestamp: Some(stamp.clone()),
             last_timestamp: Some(stamp),
@@ -200,10 +143,62 @@ impl EventRecorder {
                     .unwrap_or_else(PoisonError::into_inner)
                     .put(key, (event_name, 1));
             }
+            Err(kube::Error::Api(e)) if e.code == 409 => return self.exists(&api, key, &event_name).await,
             Err(e) => {
                 tracing::warn!(canary = %format!("{namespace}/{name}"), error = %e, message = %event.message, "cannot record event")
             }
         }
         Recorded::Written
     }
+}
+
+impl EventRecorder {
+    /// The event named `event_name` exists. Ours (forgotten from memory since): counted again.
+    /// A predecessor's, for the same status: the step it did not finish, being redone; not
+    /// recorded again.
+    async fn exists(&self, api: &Api<KubeEvent>, key: EventKey, event_name: &str) -> Recorded {
+        let existing = match api.get(event_name).await {
+            Ok(existing) => existing,
+            Err(e) => {
+                tracing::warn!(event = %event_name, error = %e, "cannot read an event that exists");
+                return Recorded::Written;
+            }
+        };
+        let count = existing.count.unwrap_or(1);
+        if existing.reporting_instance.as_deref() != Some(self.instance.as_str()) {
+            tracing::info!(event = %event_name, message = %key.3, "event already recorded for this status by a predecessor (a step redone after a restart or failover)");
+            self.remember(key, event_name, count);
+            return Recorded::AlreadyThere;
+        }
+        let patch = json!({"count": count + 1, "lastTimestamp": now()});
+        match api
+            .patch(event_name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => self.remember(key, event_name, count + 1),
+            Err(e) => tracing::warn!(event = %event_name, error = %e, "cannot count an event again"),
+        }
+        Recorded::Written
+    }
+
+    fn remember(&self, key: EventKey, event_name: &str, count: i32) {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(key, (event_name.to_owned(), count));
+    }
+}
+
+/// `{canary}.{16 hex digits}`: FNV-1a of the uid, type and message, and the time of the Canary's
+/// last status change (its last decision's), so that the same event for the same status gets
+/// the same name whoever records it.
+fn event_name(canary: &Canary, key: &EventKey) -> String {
+    let epoch = canary
+        .status
+        .as_ref()
+        .and_then(|s| s.last_decision.as_ref())
+        .and_then(|d| d.at.as_deref())
+        .unwrap_or_default();
+    let hash = crate::shard::fnv1a(&format!("{}\n{}\n{}\n{epoch}", key.1, key.2, key.3));
+    format!("{}.{hash:016x}", canary.metadata.name.as_deref().unwrap_or_default())
 }

@@ -1,10 +1,11 @@
-//! The event recorder against the API emulator: client-go-style aggregation, bounded memory.
+//! The event recorder against the API emulator: client-go-style aggregation, bounded memory, and
+//! no event recorded twice for one status across a restart or failover.
 
 use k8s_openapi::api::core::v1::Event as KubeEvent;
 use kube::{Api, api::ListParams};
 use serin_api::Canary;
 use serin_core::{Event, Severity};
-use serin_reconciler::events::{EventRecorder, REMEMBERED};
+use serin_reconciler::events::{EventRecorder, REMEMBERED, Recorded};
 use serin_sandbox::kube_api::KubeApi;
 
 fn canary() -> Canary {
@@ -47,71 +48,75 @@ async fn repeats_are_counted_and_only_the_most_recent_events_are_remembered() {
     recorder.record(&canary, &normal("first")).await;
     assert_eq!(stored(&events, "first").await, [2], "a repeat bumps the count");
 
-    // Fill the memory with other events: "first" is forgotten, so it starts a new object.
+    // Fill the memory with other events: "first" is forgotten. Its name (a hash of the Canary,
+    // the message and the status) finds it again, and it is counted (client-go would start a
+    // new object).
     for i in 0..REMEMBERED {
         recorder.record(&canary, &normal(&format!("other {i}"))).await;
     }
-    recorder.record(&canary, &normal("first")).await;
-    assert_eq!(stored(&events, "first").await, [2, 1]);
+    assert_eq!(recorder.record(&canary, &normal("first")).await, Recorded::Written);
+    assert_eq!(stored(&events, "first").await, [3]);
     let last = format!("other {}", REMEMBERED - 1);
     recorder.record(&canary, &normal(&last)).await;
     assert_eq!(stored(&events, &last).await, [2], "a recent one is still aggregated");
 }
 
 #[tokio::test]
-async fn a_successor_does_not_record_again_what_its_predecessor_recorded_in_the_unfinished_step() {
+async fn a_successor_does_not_record_again_what_its_predecessor_recorded_for_the_same_status() {
     let api = KubeApi::start(0).await.expect("start");
     api.create_namespace("test");
     let client = api.client().expect("client");
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), "test");
-    let now = jiff::Timestamp::now();
-    let at = |seconds: i64| serin_api::rfc3339(serin_core::Time::from_millis(now.as_millisecond() + seconds * 1000));
-    // The rollout's last status change is 5 s from now: the predecessor's "earlier step" event
-    // (recorded now) came before it, its "unfinished step" event (10 s from now) after it.
-    let mut canary = canary();
-    canary.status = Some(
-        serde_json::from_value(serde_json::json!({
-            "phase": "Progressing",
-            "lastDecision": {"summary": "analysis passed; 10% of traffic", "at": at(5)},
-        }))
-        .expect("status"),
-    );
+    let at = |decided: &str| {
+        let mut c = canary();
+        c.status = Some(
+            serde_json::from_value(serde_json::json!({
+                "phase": "Progressing",
+                "lastDecision": {"summary": "analysis passed; 10% of traffic", "at": decided},
+            }))
+            .expect("status"),
+        );
+        c
+    };
+    let before_step = at("2026-12-02T10:00:00Z");
+    // The predecessor set the traffic and recorded the step's event, and was killed before
+    // writing the status: its successor redoes the step from the same status.
     let predecessor = EventRecorder::new(client.clone(), "serin");
-    predecessor.record(&canary, &normal("earlier step")).await;
-    let unfinished: KubeEvent = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "podinfo.unfinished", "namespace": "test"},
-        "involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": "test", "uid": "uid-1"},
-        "reason": "Synced", "type": "Normal", "message": "unfinished step", "count": 1,
-        "firstTimestamp": at(10), "lastTimestamp": at(10),
-    }))
-    .expect("event");
-    events.create(&Default::default(), &unfinished).await.expect("create");
-
+    assert_eq!(
+        predecessor
+            .record(&before_step, &normal("Advance podinfo.test canary weight 20"))
+            .await,
+        Recorded::Written
+    );
     let successor = EventRecorder::new(client.clone(), "serin");
     assert_eq!(
-        successor.record(&canary, &normal("unfinished step")).await,
-        serin_reconciler::events::Recorded::AlreadyThere
+        successor
+            .record(&before_step, &normal("Advance podinfo.test canary weight 20"))
+            .await,
+        Recorded::AlreadyThere
     );
-    assert_eq!(stored(&events, "unfinished step").await, [1], "not recorded twice");
-    successor.record(&canary, &normal("earlier step")).await;
     assert_eq!(
-        stored(&events, "earlier step").await,
-        [2],
-        "aggregated with the predecessor's"
+        stored(&events, "Advance podinfo.test canary weight 20").await,
+        [1],
+        "not recorded twice"
     );
 
-    // With no rollout in flight, nothing is read: a repeat after a restart is a new object, as
-    // under client-go.
-    let mut settled = canary.clone();
-    settled.metadata.uid = Some("uid-2".into());
-    if let Some(status) = settled.status.as_mut() {
-        status.phase = Some("Succeeded".into());
-    }
-    EventRecorder::new(client.clone(), "serin")
-        .record(&settled, &normal("settled"))
-        .await;
-    EventRecorder::new(client, "serin")
-        .record(&settled, &normal("settled"))
-        .await;
-    assert_eq!(stored(&events, "settled").await, [1, 1]);
+    // The same message after a later status change is a repeat: counted.
+    let later = at("2026-12-02T10:01:00Z");
+    assert_eq!(
+        successor
+            .record(&later, &normal("Advance podinfo.test canary weight 20"))
+            .await,
+        Recorded::Written
+    );
+    assert_eq!(stored(&events, "Advance podinfo.test canary weight 20").await, [2]);
+    // And a fresh recorder after that change creates it anew (as client-go would after a
+    // restart), rather than taking it for the redone step's.
+    assert_eq!(
+        EventRecorder::new(client, "serin")
+            .record(&later, &normal("Advance podinfo.test canary weight 20"))
+            .await,
+        Recorded::Written
+    );
+    assert_eq!(stored(&events, "Advance podinfo.test canary weight 20").await, [2, 1]);
 }
