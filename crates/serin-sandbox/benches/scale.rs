@@ -63,13 +63,23 @@ fn counter(texts: &[String], name: &str, labels: &str) -> f64 {
         .sum()
 }
 
-/// The upper bound of the bucket reaching quantile `q`.
-fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
-    let total = buckets.last()?.1;
-    if total == 0.0 {
-        return None;
+/// The upper bound of the bucket reaching quantile `q`, in seconds; past the last finite bucket,
+/// the text `>LAST`. `null` without samples.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> Value {
+    let Some(total) = buckets.last().map(|b| b.1).filter(|t| *t > 0.0) else {
+        return Value::Null;
+    };
+    match buckets.iter().find(|(_, count)| *count >= q * total) {
+        Some((le, _)) if le.is_finite() => json!(le),
+        _ => {
+            let last = buckets
+                .iter()
+                .map(|b| b.0)
+                .filter(|le| le.is_finite())
+                .fold(0.0, f64::max);
+            json!(format!(">{last}"))
+        }
     }
-    buckets.iter().find(|(_, count)| *count >= q * total).map(|(le, _)| *le)
 }
 
 fn extra_args() -> Vec<String> {
@@ -112,7 +122,7 @@ async fn run(r: &Run) -> anyhow::Result<Value> {
                         "--identity",
                         &identity,
                         "--lease-duration",
-                        "5s",
+                        "15s",
                     ]
                     .iter()
                     .map(|s| (*s).to_owned()),
@@ -259,7 +269,10 @@ async fn run(r: &Run) -> anyhow::Result<Value> {
 }
 
 fn print_row(r: &Value) {
-    let secs = |v: &Value| v.as_f64().map_or("n/a".into(), |v| format!("<={v}"));
+    let secs = |v: &Value| match v {
+        Value::String(above) => above.clone(),
+        other => other.as_f64().map_or("n/a".into(), |v| format!("<={v}")),
+    };
     let stage = |s: &str| {
         format!(
             "{}/{}",
