@@ -42,15 +42,29 @@ pub type CachedService = Object<ServiceSpec, ServiceStatus>;
 /// A Knative Revision as read and cached: metadata and `status.conditions`.
 pub type CachedRevision = Object<NotUsed, RevisionStatus>;
 
-/// Drops the metadata the router does not read (managed fields, owners, finalizers, every
-/// annotation but the primary one). Apply it to each Service before it enters the cache.
+/// Drops what the router does not read: managed fields, owners, finalizers, labels, every
+/// annotation but the primary one, and every condition but `Ready` and `RoutesReady`. Apply it
+/// to each Service before it enters the cache.
 pub fn slim_service(obj: &mut CachedService) {
     slim_meta(&mut obj.metadata, &[crate::patches::PRIMARY_ANNOTATION]);
+    obj.metadata.labels = None;
+    if let Some(status) = obj.status.as_mut() {
+        status
+            .conditions
+            .retain(|c| c.type_ == "Ready" || c.type_ == "RoutesReady");
+    }
 }
 
-/// [`slim_service`] for Revisions (labels are kept: they name the Service).
+/// [`slim_service`] for Revisions: the one label kept names the Service, the one condition kept
+/// is `Ready` (Knative sets about six labels and five conditions on each).
 pub fn slim_revision(obj: &mut CachedRevision) {
     slim_meta(&mut obj.metadata, &[]);
+    if let Some(labels) = obj.metadata.labels.as_mut() {
+        labels.retain(|k, _| k == crate::watches::SERVICE_LABEL);
+    }
+    if let Some(status) = obj.status.as_mut() {
+        status.conditions.retain(|c| c.type_ == "Ready");
+    }
 }
 
 fn slim_meta(meta: &mut ObjectMeta, annotations: &[&str]) {
@@ -167,7 +181,8 @@ mod tests {
                 "observedGeneration": 3, "latestCreatedRevisionName": "podinfo-00002", "latestReadyRevisionName": "podinfo-00002",
                 "url": "http://podinfo.test.example.com", "address": {"url": "http://podinfo.test.svc.cluster.local"},
                 "traffic": [{"revisionName": "podinfo-00001", "percent": 90}, {"revisionName": "podinfo-00002", "percent": 10, "tag": "canary", "url": "http://canary-podinfo.test"}],
-                "conditions": [{"type": "Ready", "status": "True"}, {"type": "RoutesReady", "status": "False", "reason": "RevisionMissing", "message": "gone"}]
+                "conditions": [{"type": "Ready", "status": "True"}, {"type": "RoutesReady", "status": "False", "reason": "RevisionMissing", "message": "gone"},
+                    {"type": "ConfigurationsReady", "status": "True"}]
             }
         })
     }
@@ -182,7 +197,12 @@ mod tests {
             [crate::patches::PRIMARY_ANNOTATION]
         );
         assert!(cached.metadata.managed_fields.is_none());
+        assert!(cached.metadata.labels.is_none());
         let status = cached.status.clone().unwrap_or_default();
+        assert_eq!(
+            status.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["Ready", "RoutesReady"]
+        );
         assert_eq!(status.latest_ready_revision_name.as_deref(), Some("podinfo-00002"));
         assert_eq!(status.traffic.len(), 2);
         assert_eq!(cached.spec.traffic.len(), 2);
@@ -193,10 +213,12 @@ mod tests {
     fn a_cached_slim_revision_keeps_its_readiness_and_labels() {
         let full = json!({
             "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
-            "metadata": {"name": "podinfo-00002", "namespace": "test", "labels": {"serving.knative.dev/service": "podinfo"},
+            "metadata": {"name": "podinfo-00002", "namespace": "test", "labels": {"serving.knative.dev/service": "podinfo",
+                    "serving.knative.dev/configuration": "podinfo", "serving.knative.dev/routingState": "active"},
                 "ownerReferences": [{"apiVersion": "serving.knative.dev/v1", "kind": "Configuration", "name": "podinfo", "uid": "u"}]},
             "spec": {"containers": [{"image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]},
-            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "ContainerMissing", "message": "no image"}],
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "ContainerMissing", "message": "no image"},
+                    {"type": "ContainerHealthy", "status": "False", "reason": "ContainerMissing"}, {"type": "Active", "status": "Unknown"}],
                 "containerStatuses": [{"name": "user-container"}]}
         });
         let mut cached: CachedRevision = serde_json::from_value(full).expect("cached");
@@ -208,11 +230,10 @@ mod tests {
             }
         );
         assert!(cached.metadata.owner_references.is_none());
-        assert!(
-            cached
-                .metadata
-                .labels
-                .is_some_and(|l| l.contains_key("serving.knative.dev/service"))
+        assert_eq!(
+            cached.metadata.labels.unwrap_or_default().keys().collect::<Vec<_>>(),
+            ["serving.knative.dev/service"]
         );
+        assert_eq!(cached.status.unwrap_or_default().conditions.len(), 1, "Ready only");
     }
 }
