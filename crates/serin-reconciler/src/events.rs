@@ -137,12 +137,7 @@ impl EventRecorder {
             ..KubeEvent::default()
         };
         match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {
-                self.seen
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .put(key, (event_name, 1));
-            }
+            Ok(_) => self.remember(key, &event_name, 1),
             Err(kube::Error::Api(e)) if e.code == 409 => return self.exists(&api, key, &event_name).await,
             Err(e) => {
                 tracing::warn!(canary = %format!("{namespace}/{name}"), error = %e, message = %event.message, "cannot record event")
@@ -150,9 +145,7 @@ impl EventRecorder {
         }
         Recorded::Written
     }
-}
 
-impl EventRecorder {
     /// The event named `event_name` exists. Ours (forgotten from memory since): counted again.
     /// A predecessor's, for the same status: the step it did not finish, being redone; not
     /// recorded again.
