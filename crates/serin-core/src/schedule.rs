@@ -152,11 +152,20 @@ impl Schedule {
     }
 }
 
-/// When the rollout in `status` would be promoted if every remaining check passed and every
-/// gate were open; `None` when no rollout is in flight.
-pub fn estimated_promotion(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Time> {
-    // Under the sequential judge the time to promotion depends on the traffic; the judge's own
-    // estimate (requests still needed at current traffic) is in its summary and events.
+/// What is left of a rollout in flight if every remaining check passes and every gate opens:
+/// the traffic steps still to come and the promotion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projection {
+    /// Each remaining change of the canary's weight (time, weight), in order.
+    pub steps: Vec<(Time, u8)>,
+    /// When the canary would be promoted; `None` when it never would be in the horizon.
+    pub promotion: Option<Time>,
+}
+
+/// The rest of the rollout in `status`, simulated from `now`; `None` when no rollout is in
+/// flight, or under the sequential judge (there the time to promotion depends on the traffic,
+/// and the judge's own estimate is in its summary and events).
+pub fn projection(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Projection> {
     if !status.phase.is_active() || plan.judge.mode == crate::JudgeMode::Sequential {
         return None;
     }
@@ -170,9 +179,24 @@ pub fn estimated_promotion(plan: &Plan, status: &RolloutStatus, now: Time) -> Op
     sim.world.primary = Some(primary);
     sim.wake_at = Some(status.next_step_at.unwrap_or(now).max(now));
     sim.run_until_idle(now + HORIZON);
-    sim.log
-        .iter()
-        .find_map(|(t, h)| matches!(h, Happening::Promoted(_)).then_some(*t))
+    let mut projection = Projection::default();
+    for (t, happening) in &sim.log {
+        match happening {
+            Happening::Promoted(_) => {
+                projection.promotion = Some(*t);
+                break;
+            }
+            Happening::Traffic(split) => projection.steps.push((*t, split.canary_weight)),
+            _ => {}
+        }
+    }
+    Some(projection)
+}
+
+/// When the rollout in `status` would be promoted if every remaining check passed and every
+/// gate were open; `None` when no rollout is in flight.
+pub fn estimated_promotion(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Time> {
+    projection(plan, status, now)?.promotion
 }
 
 #[cfg(test)]
@@ -216,5 +240,9 @@ mod tests {
             estimated_promotion(&plan, &RolloutStatus::default(), Time::from_millis(0)),
             None
         );
+        let rest = projection(&plan, &status, Time::from_millis(40_000)).expect("in flight");
+        let weights: Vec<(i64, u8)> = rest.steps.iter().map(|(t, w)| (t.as_millis() / 1000, *w)).collect();
+        assert_eq!(weights, [(45, 40), (60, 50)], "the steps after 30%, one interval apart");
+        assert_eq!(rest.promotion, Some(Time::from_millis(75_000)));
     }
 }

@@ -9,7 +9,7 @@ use serin_core::{Time, go_duration};
 
 use crate::{
     history::History,
-    svg::{self, TimelineMarks},
+    svg::{self, Ahead, TimelineMarks},
 };
 
 /// Escapes text for HTML content and attribute values.
@@ -123,6 +123,28 @@ pub fn list_main<'a>(canaries: impl Iterator<Item = &'a History>, now: Time) -> 
     )
 }
 
+/// The rest of the Canary's rollout if every check passes, when the controller has estimated
+/// its promotion: the engine's own projection (`serin_core::schedule::projection`) of the
+/// Canary's plan from its status, moved onto the controller's estimate so that the flag on the
+/// timeline and the ETA above it agree (the controller rewrites its estimate only when it
+/// moves by an interval).
+pub fn ahead(c: &Canary, now: Time) -> Option<Ahead> {
+    let s = status(c);
+    let eta = s.estimated_promotion_at.as_deref().and_then(parse_time)?;
+    let plan = serin_api::validate(c).ok()?.plan;
+    let projection = serin_core::schedule::projection(&plan, &s.to_rollout(), now)?;
+    let shift = eta.as_millis() - projection.promotion?.as_millis();
+    let moved = |t: Time| Time::from_millis((t.as_millis() + shift).max(now.as_millis()));
+    Some(Ahead {
+        steps: projection
+            .steps
+            .iter()
+            .map(|(t, w)| (moved(*t), i64::from(*w)))
+            .collect(),
+        promotion: eta.max(now),
+    })
+}
+
 /// The actions a person may take, as forms posting the CLI's requests.
 pub struct Actions<'a> {
     /// The CSRF token every form carries.
@@ -201,9 +223,12 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
         html.push_str(&action_forms(c, actions));
     }
     let start = h.started.or_else(|| h.weights.first().map(|p| p.at)).unwrap_or(now);
+    let ahead = ahead(c, now);
+    let end = ahead.as_ref().map_or(now, |a| a.promotion.max(now));
     let marks = TimelineMarks {
         decisions: &h.decisions,
         events: h.rollout_events().collect(),
+        ahead: ahead.as_ref(),
     };
     let _ = write!(
         html,
@@ -217,7 +242,7 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
                 html,
                 r#"<figure><figcaption>{}</figcaption>{}</figure>"#,
                 escape(metric),
-                svg::metric_chart(metric, readings, start, now)
+                svg::metric_chart(metric, readings, start, end)
             );
         }
         html.push_str("</section>");
@@ -288,6 +313,68 @@ mod tests {
         let main = list_main(std::iter::once(&h), Time::from_millis(1000));
         assert!(!main.contains("<b>podinfo"), "{main}");
         assert!(main.contains("&lt;b&gt;podinfo"), "{main}");
+    }
+
+    const SEED_CANARY: &str = r#"
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: { name: podinfo, namespace: test }
+spec:
+  provider: knative
+  targetRef: { apiVersion: serving.knative.dev/v1, kind: Service, name: podinfo }
+  analysis: { interval: 15s, threshold: 15, maxWeight: 50, stepWeight: 10 }
+"#;
+
+    fn seed_canary_at_30_percent(eta: &str) -> Canary {
+        let Some(serin_api::CanaryDocument::Parsed(mut c)) =
+            serin_api::canaries_in(SEED_CANARY).expect("yaml").into_iter().next()
+        else {
+            panic!("the seed Canary parses");
+        };
+        c.status = Some(CanaryStatus {
+            phase: Some("Progressing".into()),
+            canary_weight: Some(30),
+            primary_revision: Some("podinfo-00001".into()),
+            canary_revision: Some("podinfo-00002".into()),
+            rollout_started_at: Some("2026-12-02T10:00:00Z".into()),
+            analysis_started_at: Some("2026-12-02T10:00:00Z".into()),
+            next_step_at: Some("2026-12-02T10:00:45Z".into()),
+            estimated_promotion_at: Some(eta.into()),
+            ..Default::default()
+        });
+        *c
+    }
+
+    fn at(text: &str) -> Time {
+        parse_time(text).expect("time")
+    }
+
+    #[test]
+    fn the_plan_ahead_is_the_remaining_steps_up_to_the_controllers_estimate() {
+        let now = at("2026-12-02T10:00:40Z");
+        let c = seed_canary_at_30_percent("2026-12-02T10:01:15Z");
+        let plan = ahead(&c, now).expect("a rollout in flight has a plan ahead");
+        let steps: Vec<(String, i64)> = plan.steps.iter().map(|(t, w)| (clock(*t), *w)).collect();
+        assert_eq!(steps, [("10:00:45".into(), 40), ("10:01:00".into(), 50)]);
+        assert_eq!(clock(plan.promotion), "10:01:15");
+        // The controller's estimate, rewritten only when it moves by an interval, is the anchor.
+        let later = ahead_of(&seed_canary_at_30_percent("2026-12-02T10:01:30Z"), now);
+        assert_eq!(later, [("10:01:00".into(), 40), ("10:01:15".into(), 50)]);
+
+        let mut h = History::default();
+        h.observe(c.clone(), now);
+        let main = canary_main(&h, now, None);
+        assert!(main.contains(r#"data-planned="2""#), "{main}");
+        assert!(main.contains("estimated promotion 10:01:15"), "{main}");
+
+        let mut done = c;
+        done.status.as_mut().expect("status").phase = Some("Succeeded".into());
+        assert_eq!(ahead(&done, now), None, "nothing is ahead of a finished rollout");
+    }
+
+    fn ahead_of(c: &Canary, now: Time) -> Vec<(String, i64)> {
+        let ahead = ahead(c, now).expect("plan ahead");
+        ahead.steps.iter().map(|(t, w)| (clock(*t), *w)).collect()
     }
 
     #[test]

@@ -105,12 +105,25 @@ pub struct TimelineMarks<'a> {
     pub decisions: &'a [(Time, String)],
     /// Events of the rollout.
     pub events: Vec<&'a EventLine>,
+    /// The rest of the rollout if every check passes, drawn dashed after now.
+    pub ahead: Option<&'a Ahead>,
+}
+
+/// The plan ahead of a rollout in flight: its remaining steps and its promotion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ahead {
+    /// Each remaining step (time, weight).
+    pub steps: Vec<(Time, i64)>,
+    /// The estimated promotion.
+    pub promotion: Time,
 }
 
 /// The rollout timeline: the canary's weight over time, a dot at every step, a tick for every
-/// decision at the top and for every event at the bottom (hover for the text).
+/// decision at the top and for every event at the bottom (hover for the text); with a plan
+/// ahead, a "now" line, the remaining steps dashed and the estimated promotion flagged.
 pub fn timeline(weights: &[WeightPoint], max_weight: i64, start: Time, now: Time, marks: &TimelineMarks) -> String {
-    let time = TimeAxis::new(start, now, LEFT, W - 8.0);
+    let end = marks.ahead.map_or(now, |a| a.promotion.max(now));
+    let time = TimeAxis::new(start, end, LEFT, W - 8.0);
     let top_weight = max_weight
         .max(weights.iter().map(|p| p.weight).max().unwrap_or(0))
         .max(1);
@@ -121,15 +134,26 @@ pub fn timeline(weights: &[WeightPoint], max_weight: i64, start: Time, now: Time
         bottom: H - BOTTOM,
     };
     let mut svg = format!(
-        r#"<svg class="timeline" viewBox="0 0 {W} {H}" role="img" aria-label="canary weight over the rollout" data-steps="{}">"#,
-        weights.len()
+        r#"<svg class="timeline" viewBox="0 0 {W} {H}" role="img" aria-label="canary weight over the rollout" data-steps="{}" data-planned="{}">"#,
+        weights.len(),
+        marks.ahead.map_or(0, |a| a.steps.len())
     );
-    axes(&mut svg, &value, &format!("{top_weight}%"), "0%", start, now);
+    axes(&mut svg, &value, &format!("{top_weight}%"), "0%", &time);
     let _ = write!(
         svg,
         r#"<path class="weight" d="{}"/>"#,
         step_path(weights, &time, &value, now)
     );
+    if let Some(ahead) = marks.ahead {
+        plan_ahead(
+            &mut svg,
+            ahead,
+            weights.last().map_or(0, |p| p.weight),
+            now,
+            &time,
+            &value,
+        );
+    }
     for p in weights {
         let _ = write!(
             svg,
@@ -167,22 +191,100 @@ pub fn timeline(weights: &[WeightPoint], max_weight: i64, start: Time, now: Time
     svg
 }
 
-/// The frame: value labels at the top and bottom, times at both ends.
-fn axes(svg: &mut String, value: &ValueAxis, high: &str, low: &str, start: Time, end: Time) {
+/// The plan ahead: a line at now, the remaining steps as a dashed step line from the current
+/// weight, hollow dots at the steps, and a flag at the estimated promotion.
+fn plan_ahead(svg: &mut String, ahead: &Ahead, weight: i64, now: Time, time: &TimeAxis, value: &ValueAxis) {
+    let x_now = time.x(now);
     let _ = write!(
         svg,
-        r#"<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{top}" y2="{bottom}"/><line class="axis" x1="{LEFT}" x2="{right}" y1="{bottom}" y2="{bottom}"/><text class="label" x="{lx}" y="{ty}" text-anchor="end">{high}</text><text class="label" x="{lx}" y="{bottom}" text-anchor="end">{low}</text><text class="label" x="{LEFT}" y="{tb}">{}</text><text class="label" x="{right}" y="{tb}" text-anchor="end">{}</text>"#,
-        clock(start),
-        clock(end),
+        r#"<line class="now" x1="{x_now:.1}" x2="{x_now:.1}" y1="{}" y2="{}"/><text class="label now-label" x="{:.1}" y="{}" text-anchor="end">now</text>"#,
+        value.top,
+        value.bottom,
+        x_now - 3.0,
+        value.top + 8.0,
+    );
+    let mut d = format!("M{x_now:.1},{:.1}", value.y(weight as f64));
+    for (at, w) in &ahead.steps {
+        let _ = write!(d, " H{:.1} V{:.1}", time.x(*at), value.y(*w as f64));
+    }
+    let x_end = time.x(ahead.promotion);
+    let _ = write!(d, " H{x_end:.1}");
+    let _ = write!(svg, r#"<path class="planned" d="{d}"/>"#);
+    for (at, w) in &ahead.steps {
+        let _ = write!(
+            svg,
+            r#"<circle class="planned-step" cx="{:.1}" cy="{:.1}" r="3" data-weight="{w}"><title>planned {} weight {w}%</title></circle>"#,
+            time.x(*at),
+            value.y(*w as f64),
+            clock(*at),
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<g class="promotion"><title>estimated promotion {}</title><line x1="{x_end:.1}" x2="{x_end:.1}" y1="{}" y2="{}"/><text class="label" x="{:.1}" y="{}" text-anchor="end">promotion</text></g>"#,
+        clock(ahead.promotion),
+        value.top,
+        value.bottom,
+        x_end - 3.0,
+        value.bottom - 4.0,
+    );
+}
+
+/// Time ticks at a round step (1 s … 1 day) that gives at most six labels across the span.
+fn ticks(time: &TimeAxis) -> Vec<i64> {
+    const STEPS_S: [i64; 17] = [
+        1,
+        2,
+        5,
+        10,
+        15,
+        30,
+        60,
+        120,
+        300,
+        600,
+        900,
+        1800,
+        3600,
+        7200,
+        3 * 3600,
+        6 * 3600,
+        12 * 3600,
+    ];
+    let span = time.end - time.start;
+    let step = STEPS_S
+        .iter()
+        .map(|s| s * 1000)
+        .find(|s| span / s <= 5)
+        .unwrap_or(24 * 3600 * 1000);
+    let first = time.start.div_euclid(step) * step + if time.start % step == 0 { 0 } else { step };
+    (0..).map(|i| first + i * step).take_while(|t| *t <= time.end).collect()
+}
+
+/// The frame: value labels at the top and bottom, a labelled tick at round times.
+fn axes(svg: &mut String, value: &ValueAxis, high: &str, low: &str, time: &TimeAxis) {
+    let _ = write!(
+        svg,
+        r#"<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{top}" y2="{bottom}"/><line class="axis" x1="{LEFT}" x2="{right}" y1="{bottom}" y2="{bottom}"/><text class="label" x="{lx}" y="{ty}" text-anchor="end">{high}</text><text class="label" x="{lx}" y="{bottom}" text-anchor="end">{low}</text>"#,
         top = value.top,
         bottom = value.bottom,
         right = W - 8.0,
         lx = LEFT - 4.0,
         ty = value.top + 4.0,
-        tb = H - 4.0,
         high = escape(high),
         low = escape(low),
     );
+    for t in ticks(time) {
+        let x = time.x(Time::from_millis(t));
+        let _ = write!(
+            svg,
+            r#"<line class="tick" x1="{x:.1}" x2="{x:.1}" y1="{b:.1}" y2="{:.1}"/><text class="label tick-label" x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            value.bottom + 3.0,
+            H - 4.0,
+            clock(Time::from_millis(t)),
+            b = value.bottom,
+        );
+    }
 }
 
 fn with_unit(v: f64, unit: &str) -> String {
@@ -198,7 +300,9 @@ fn with_unit(v: f64, unit: &str) -> String {
 
 /// One metric's readings over the rollout against its bounds: dashed lines at the bounds, a
 /// dot per reading (`pass` or `fail`).
-pub fn metric_chart(name: &str, readings: &[Reading], start: Time, now: Time) -> String {
+/// `end` is the right edge: now, or the estimated promotion when the timeline shows the plan
+/// ahead, so the two charts share their time axis.
+pub fn metric_chart(name: &str, readings: &[Reading], start: Time, end: Time) -> String {
     let unit = readings.last().map_or("", |r| r.unit.as_str());
     let mut values: Vec<f64> = readings.iter().map(|r| r.value).collect();
     let last = readings.last();
@@ -220,20 +324,13 @@ pub fn metric_chart(name: &str, readings: &[Reading], start: Time, now: Time) ->
         top: TOP,
         bottom: H - BOTTOM,
     };
-    let time = TimeAxis::new(start, now, LEFT, W - 8.0);
+    let time = TimeAxis::new(start, end, LEFT, W - 8.0);
     let mut svg = format!(
         r#"<svg class="metric" data-metric="{}" viewBox="0 0 {W} {H}" role="img" aria-label="{} over the rollout">"#,
         escape(name),
         escape(name)
     );
-    axes(
-        &mut svg,
-        &value,
-        &with_unit(high, unit),
-        &with_unit(low, unit),
-        start,
-        now,
-    );
+    axes(&mut svg, &value, &with_unit(high, unit), &with_unit(low, unit), &time);
     for (class, bound) in [
         ("bound min", last.and_then(|r| r.min)),
         ("bound max", last.and_then(|r| r.max)),
@@ -317,6 +414,16 @@ mod tests {
     }
 
     #[test]
+    fn time_ticks_fall_on_round_times_and_stay_few() {
+        let axis = |start: i64, end: i64| TimeAxis::new(Time::from_millis(start), Time::from_millis(end), LEFT, W);
+        assert_eq!(ticks(&axis(0, 75_000)), [0, 15_000, 30_000, 45_000, 60_000, 75_000]);
+        assert_eq!(ticks(&axis(7_000, 47_000)), [10_000, 20_000, 30_000, 40_000]);
+        let long = ticks(&axis(1_000, 3 * 3600 * 1000));
+        assert!(long.len() <= 6 && long.len() >= 2, "{long:?}");
+        assert!(long.iter().all(|t| t % (1800 * 1000) == 0), "{long:?}");
+    }
+
+    #[test]
     fn the_timeline_steps_up_with_the_weights_and_marks_events() {
         let weights: Vec<WeightPoint> = [(0, 0), (10, 10), (20, 20)]
             .iter()
@@ -335,6 +442,7 @@ mod tests {
         let marks = TimelineMarks {
             decisions: &[],
             events: vec![&event],
+            ahead: None,
         };
         let svg = timeline(&weights, 50, Time::from_millis(0), Time::from_millis(30_000), &marks);
         let ys = y_of(&svg, "step");
