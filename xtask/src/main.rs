@@ -9,7 +9,7 @@
 //!   every component a real process (`serin-sandbox demo`; `--dashboard` also serves the
 //!   dashboard and saves screenshots of it into `target/dashboard/`); `--simulated` runs the engine-only
 //!   version in virtual time (see `demo.rs`).
-//! - `bench [core|judge|loadtester|sandbox|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.
+//! - `bench [core|judge|loadtester|sandbox|dashboard|scale|seed|all]`: the benchmarks; figures go to stdout and `target/bench/`.
 
 mod demo;
 mod msrv;
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         Some("deny") => tools::deny(&root, args.iter().any(|a| a == "--advisories")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|e2e|crdgen|demo|deny [--advisories]|bench [core|judge|loadtester|sandbox|scale|seed|all]>"
+                "usage: cargo xtask <ci|e2e|crdgen|demo|deny [--advisories]|bench [core|judge|loadtester|sandbox|dashboard|scale|seed|all]>"
             );
             bail!("unknown or missing command")
         }
@@ -254,8 +254,15 @@ fn bench(root: &Path, which: &str) -> anyhow::Result<()> {
         "judge" => &["serin-corpus"],
         "loadtester" => &["serin-loadtester"],
         "sandbox" => &["serin-sandbox"],
-        "all" => &["serin-core", "serin-corpus", "serin-loadtester", "serin-sandbox"],
-        other => bail!("unknown benchmark {other:?}: core, judge, loadtester, sandbox, scale or all"),
+        "dashboard" => &["serin-dashboard"],
+        "all" => &[
+            "serin-core",
+            "serin-corpus",
+            "serin-loadtester",
+            "serin-sandbox",
+            "serin-dashboard",
+        ],
+        other => bail!("unknown benchmark {other:?}: core, judge, loadtester, sandbox, dashboard, scale or all"),
     };
     for package in packages {
         let mut args = vec!["bench", "-p", package];

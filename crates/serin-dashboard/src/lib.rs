@@ -18,6 +18,7 @@
 //! ```
 
 pub mod history;
+pub mod list;
 pub mod pages;
 pub mod server;
 pub mod store;
@@ -29,6 +30,7 @@ use k8s_openapi::api::core::v1::Event as KubeEvent;
 use kube::{Api, Client};
 use serin_api::Canary;
 
+pub use history::History;
 pub use server::{Options, router};
 pub use store::Store;
 

@@ -43,17 +43,37 @@ pub fn page(title: &str, stream: &str, main: &str) -> String {
 (function () {{
   if (!window.EventSource) return;
   var live = document.getElementById('live');
-  var source = new EventSource({stream:?});
+  var source = new EventSource({stream});
   source.onopen = function () {{ live.textContent = 'live'; live.className = 'live on'; }};
   source.onerror = function () {{ live.textContent = 'reconnecting…'; live.className = 'live'; }};
   source.onmessage = function (e) {{ document.getElementById('main').innerHTML = e.data; }};
 }})();
 </script></body></html>"#,
         title = escape(title),
+        stream = js_string(stream),
     )
 }
 
-fn status(c: &Canary) -> CanaryStatus {
+/// A JavaScript string literal that is safe inside `<script>`: no quote, backslash, `<`, `>`
+/// or `&` of the text survives as itself, so text from a URL cannot end the script.
+pub fn js_string(text: &str) -> String {
+    let mut out = String::from('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' | '<' | '>' | '&' | '\'' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub(crate) fn status(c: &Canary) -> CanaryStatus {
     c.status.clone().unwrap_or_default()
 }
 
@@ -66,7 +86,7 @@ pub fn max_weight(c: &Canary) -> i64 {
         .unwrap_or(100)
 }
 
-fn eta(s: &CanaryStatus, now: Time) -> String {
+pub(crate) fn eta(s: &CanaryStatus, now: Time) -> String {
     match s.estimated_promotion_at.as_deref().and_then(parse_time) {
         Some(at) if at > now => format!(
             "{} (in {})",
@@ -78,7 +98,7 @@ fn eta(s: &CanaryStatus, now: Time) -> String {
     }
 }
 
-fn phase_pill(phase: &str) -> String {
+pub(crate) fn phase_pill(phase: &str) -> String {
     let class = match phase {
         "Succeeded" | "Initialized" => "ok",
         "Failed" => "bad",
@@ -88,38 +108,6 @@ fn phase_pill(phase: &str) -> String {
     format!(
         r#"<span class="phase {class}">{}</span>"#,
         escape(if phase.is_empty() { "New" } else { phase })
-    )
-}
-
-/// The list of Canaries.
-pub fn list_main<'a>(canaries: impl Iterator<Item = &'a History>, now: Time) -> String {
-    let mut rows = String::new();
-    let mut count = 0;
-    for h in canaries {
-        let Some(c) = &h.canary else { continue };
-        count += 1;
-        let s = status(c);
-        let ns = c.metadata.namespace.clone().unwrap_or_default();
-        let name = c.metadata.name.clone().unwrap_or_default();
-        let _ = write!(
-            rows,
-            r#"<tr class="canary" data-name="{ns}/{name}"><td>{ns}</td><td><a href="/canaries/{ns}/{name}">{name}</a></td><td>{}</td><td class="weight">{}%</td><td>{} → {}</td><td>{}</td><td>{}</td><td class="summary">{}</td></tr>"#,
-            phase_pill(s.phase.as_deref().unwrap_or_default()),
-            s.canary_weight.unwrap_or(0),
-            escape(s.primary_revision.as_deref().unwrap_or("—")),
-            escape(s.canary_revision.as_deref().unwrap_or("—")),
-            escape(&eta(&s, now)),
-            svg::sparkline(&h.weights, max_weight(c), now),
-            escape(s.last_decision.as_ref().map_or("", |d| d.summary.as_str())),
-            ns = escape(&ns),
-            name = escape(&name),
-        );
-    }
-    if count == 0 {
-        return r#"<h1>Canaries</h1><p class="empty">No Canaries yet.</p>"#.into();
-    }
-    format!(
-        r#"<h1>Canaries <small>{count}</small></h1><table class="list"><thead><tr><th>Namespace</th><th>Name</th><th>Phase</th><th>Weight</th><th>Primary → canary</th><th>ETA</th><th>Weight over time</th><th>Last decision</th></tr></thead><tbody>{rows}</tbody></table>"#
     )
 }
 
@@ -310,7 +298,10 @@ mod tests {
         let mut c = Canary::new("<b>podinfo</b>", Default::default());
         c.metadata.namespace = Some("test".into());
         h.observe(c, Time::from_millis(0));
-        let main = list_main(std::iter::once(&h), Time::from_millis(1000));
+        let all = [(("test".to_owned(), "<b>podinfo</b>".to_owned()), h)]
+            .into_iter()
+            .collect();
+        let main = crate::list::list_main(&all, &Default::default(), Time::from_millis(1000));
         assert!(!main.contains("<b>podinfo"), "{main}");
         assert!(main.contains("&lt;b&gt;podinfo"), "{main}");
     }
@@ -375,6 +366,17 @@ spec:
     fn ahead_of(c: &Canary, now: Time) -> Vec<(String, i64)> {
         let ahead = ahead(c, now).expect("plan ahead");
         ahead.steps.iter().map(|(t, w)| (clock(*t), *w)).collect()
+    }
+
+    #[test]
+    fn a_url_cannot_end_the_pages_script() {
+        let page = page("x", "/sse/canaries/a/</script><script>alert(1)</script>", "");
+        assert_eq!(page.matches("</script>").count(), 1, "{page}");
+        assert!(
+            page.contains(r#"new EventSource("/sse/canaries/a/\u003c/script\u003e"#),
+            "{page}"
+        );
+        assert_eq!(js_string(r#"a"b\c"#), r#""a\u0022b\u005cc""#);
     }
 
     #[test]

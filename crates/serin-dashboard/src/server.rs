@@ -7,7 +7,7 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     Form, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response, Sse, sse::Event as SseEvent},
     routing::{get, post},
@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     history::History,
+    list::{self, ListQuery},
     pages::{self, Actions},
     store::{Store, wall_clock},
 };
@@ -75,8 +76,8 @@ pub fn router(store: Arc<Store>, client: Client, options: Options) -> Router {
         .with_state(app)
 }
 
-fn list_main(app: &App) -> String {
-    app.store.read(|all| pages::list_main(all.values(), wall_clock()))
+fn list_main(app: &App, query: &ListQuery) -> String {
+    app.store.read(|all| list::list_main(all, query, wall_clock()))
 }
 
 fn canary_main(app: &App, namespace: &str, name: &str) -> String {
@@ -88,38 +89,56 @@ fn canary_main(app: &App, namespace: &str, name: &str) -> String {
     })
 }
 
-async fn list(State(app): State<App>) -> Html<String> {
-    Html(pages::page("Canaries", "/sse/", &list_main(&app)))
+async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Html<String> {
+    let stream = format!("/sse/{}", query.query_string());
+    Html(pages::page("Canaries", &stream, &list_main(&app, &query)))
 }
 
-async fn canary(State(app): State<App>, Path((namespace, name)): Path<(String, String)>) -> Html<String> {
+/// A Canary's page; 404 once the watch has listed every Canary and this one is not among them
+/// (the page still follows the stream, so a Canary created later appears in it).
+async fn canary(State(app): State<App>, Path((namespace, name)): Path<(String, String)>) -> Response {
     let main = canary_main(&app, &namespace, &name);
-    let stream = format!("/sse/canaries/{namespace}/{name}");
-    Html(pages::page(&format!("{namespace}/{name}"), &stream, &main))
+    let segment = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let stream = format!("/sse/canaries/{}/{}", segment(&namespace), segment(&name));
+    let page = Html(pages::page(&format!("{namespace}/{name}"), &stream, &main));
+    let known = app
+        .store
+        .read(|all| all.get(&(namespace, name)).is_some_and(|h| h.canary.is_some()));
+    if !known && app.store.synced() {
+        return (StatusCode::NOT_FOUND, page).into_response();
+    }
+    page.into_response()
 }
 
-/// A stream of `render()` results: one now, then one after each change (coalesced).
+/// A stream of `render()` results: one now, then one after each change (coalesced) that
+/// changes what the page shows (a change to another Canary sends nothing).
 fn live(
     app: App,
     render: impl Fn(&App) -> String + Send + 'static,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let changes = app.store.subscribe();
     futures::stream::unfold(
-        (app, changes, render, true),
-        |(app, mut changes, render, first)| async move {
-            if !first {
-                changes.changed().await.ok()?;
-                tokio::time::sleep(STREAM_COALESCE).await;
-                changes.borrow_and_update();
-            }
-            let event = SseEvent::default().data(render(&app));
-            Some((Ok(event), (app, changes, render, false)))
+        (app, changes, render, None::<String>),
+        |(app, mut changes, render, sent)| async move {
+            let main = loop {
+                if sent.is_some() {
+                    changes.changed().await.ok()?;
+                    tokio::time::sleep(STREAM_COALESCE).await;
+                    changes.borrow_and_update();
+                }
+                let main = render(&app);
+                if sent.as_ref() != Some(&main) {
+                    break main;
+                }
+            };
+            let event = SseEvent::default().data(main.as_str());
+            Some((Ok(event), (app, changes, render, Some(main))))
         },
     )
 }
 
-async fn list_stream(State(app): State<App>) -> impl IntoResponse {
-    Sse::new(live(app, list_main)).keep_alive(Default::default())
+async fn list_stream(State(app): State<App>, Query(query): Query<ListQuery>) -> impl IntoResponse {
+    Sse::new(live(app, move |app| list_main(app, &query))).keep_alive(Default::default())
 }
 
 async fn canary_stream(State(app): State<App>, Path((namespace, name)): Path<(String, String)>) -> impl IntoResponse {

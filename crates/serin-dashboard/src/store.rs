@@ -4,7 +4,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{PoisonError, RwLock},
+    sync::{
+        PoisonError, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -27,6 +30,7 @@ pub type Key = (String, String);
 pub struct Store {
     canaries: RwLock<BTreeMap<Key, History>>,
     version: watch::Sender<u64>,
+    synced: AtomicBool,
 }
 
 impl Default for Store {
@@ -34,6 +38,7 @@ impl Default for Store {
         Store {
             canaries: RwLock::new(BTreeMap::new()),
             version: watch::Sender::new(0),
+            synced: AtomicBool::new(false),
         }
     }
 }
@@ -47,6 +52,19 @@ fn jiff_time(t: &k8s_openapi::jiff::Timestamp) -> Time {
 impl Store {
     fn changed(&self) {
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Whether the Canary watch has listed every Canary once (before that, a Canary missing
+    /// from the store may just not have arrived yet).
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
+    }
+
+    /// Marks the first full listing of Canaries as done.
+    pub fn mark_synced(&self) {
+        if !self.synced.swap(true, Ordering::Relaxed) {
+            self.changed();
+        }
     }
 
     /// A receiver that sees every change.
@@ -119,7 +137,8 @@ pub async fn watch_canaries(api: Api<Canary>, store: std::sync::Arc<Store>) {
         match event {
             Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) => store.canary(c, wall_clock()),
             Ok(watcher::Event::Delete(c)) => store.forget(&c),
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            Ok(watcher::Event::InitDone) => store.mark_synced(),
+            Ok(watcher::Event::Init) => {}
             Err(e) => tracing::warn!(error = %e, "Canary watch failed; retrying"),
         }
     }

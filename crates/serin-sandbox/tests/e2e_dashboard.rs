@@ -97,11 +97,16 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
         .await
         .expect("new image");
     let mut weights_seen: Vec<String> = Vec::new();
+    let mut most_planned = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let steps = attr(&browser, "svg.timeline", "data-steps")
             .await
             .and_then(|s| s.parse::<usize>().ok());
+        let planned = attr(&browser, "svg.timeline", "data-planned")
+            .await
+            .and_then(|s| s.parse::<usize>().ok());
+        most_planned = most_planned.max(planned.unwrap_or(0));
         let weight = match browser.find(Locator::Css("#weight")).await {
             Ok(element) => element.text().await.ok(),
             Err(_) => None,
@@ -123,6 +128,10 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
     assert!(
         weights_seen.len() >= 2,
         "the weight shown changed live: {weights_seen:?}"
+    );
+    assert!(
+        most_planned >= 2,
+        "the timeline showed the steps still ahead (at most {most_planned} seen)"
     );
     let phase = observer
         .wait_phase(&["Succeeded", "Failed"], Duration::from_secs(120))
@@ -164,6 +173,12 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
         .and_then(|y| y.parse().ok())
         .expect("the point is drawn");
     assert!(point_y > bound_y, "the failing point is drawn below the bound line");
+
+    // A Canary that does not exist is a 404 (the watch has listed them all by now).
+    let missing = reqwest::get(format!("{}/canaries/test/no-such-canary", read_only.url))
+        .await
+        .expect("GET a missing Canary");
+    assert_eq!(missing.status().as_u16(), 404);
 
     // Read-only: no buttons, and a forged request is refused.
     let forms = browser.find_all(Locator::Css("form")).await.expect("forms");
