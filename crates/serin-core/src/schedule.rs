@@ -162,16 +162,22 @@ pub struct Projection {
     pub promotion: Option<Time>,
 }
 
-/// The rest of the rollout in `status`, simulated from `now`; `None` when no rollout is in
-/// flight, or under the sequential judge (there the time to promotion depends on the traffic,
-/// and the judge's own estimate is in its summary and events).
-pub fn projection(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Projection> {
+/// The rollout in `status` simulated on from `now` with `responder` answering its checks;
+/// `None` when no rollout is in flight, or under the sequential judge (there the time to
+/// promotion depends on the traffic, and the judge's own estimate is in its summary and
+/// events).
+fn continue_rollout<R: Responder>(
+    plan: &Plan,
+    status: &RolloutStatus,
+    now: Time,
+    responder: R,
+) -> Option<Simulation<R>> {
     if !status.phase.is_active() || plan.judge.mode == crate::JudgeMode::Sequential {
         return None;
     }
     let primary = status.primary_revision.clone()?;
     let canary = status.canary_revision.clone()?;
-    let mut sim = Simulation::new(plan.clone(), AllPass, now);
+    let mut sim = Simulation::new(plan.clone(), responder, now);
     sim.plan.suspend = false;
     sim.status = status.clone();
     sim.world.create_revision(&primary, Readiness::Ready);
@@ -179,6 +185,13 @@ pub fn projection(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Proj
     sim.world.primary = Some(primary);
     sim.wake_at = Some(status.next_step_at.unwrap_or(now).max(now));
     sim.run_until_idle(now + HORIZON);
+    Some(sim)
+}
+
+/// The rest of the rollout in `status` if every remaining check passes and every gate opens,
+/// simulated from `now`; `None` as for [`estimated_promotion`].
+pub fn projection(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Projection> {
+    let sim = continue_rollout(plan, status, now, AllPass)?;
     let mut projection = Projection::default();
     for (t, happening) in &sim.log {
         match happening {
@@ -191,6 +204,24 @@ pub fn projection(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Proj
         }
     }
     Some(projection)
+}
+
+/// When the rollout in `status` would be rolled back if every check from `now` on failed (the
+/// failed-checks threshold reached, or a rollout hook refusing); `None` when no rollout is in
+/// flight or nothing can fail it.
+pub fn rollback_if_failing(plan: &Plan, status: &RolloutStatus, now: Time) -> Option<Time> {
+    let recorder = Recorder {
+        fail: true,
+        hooks: Vec::new(),
+    };
+    let sim = continue_rollout(plan, status, now, recorder)?;
+    if sim.status.phase != Phase::Failed {
+        return None;
+    }
+    sim.log
+        .iter()
+        .find_map(|(t, h)| matches!(h, Happening::Traffic(split) if split.canary_weight == 0).then_some(*t))
+        .or_else(|| sim.log.last().map(|(t, _)| *t))
 }
 
 /// When the rollout in `status` would be promoted if every remaining check passed and every
@@ -244,5 +275,19 @@ mod tests {
         let weights: Vec<(i64, u8)> = rest.steps.iter().map(|(t, w)| (t.as_millis() / 1000, *w)).collect();
         assert_eq!(weights, [(45, 40), (60, 50)], "the steps after 30%, one interval apart");
         assert_eq!(rest.promotion, Some(Time::from_millis(75_000)));
+        // Every check failing from here: with 13 of 15 failed, two more fail, at 45 s and 60 s.
+        let failing = RolloutStatus {
+            failed_checks: 13,
+            ..status.clone()
+        };
+        assert_eq!(
+            rollback_if_failing(&plan, &failing, Time::from_millis(40_000)),
+            Some(Time::from_millis(60_000)),
+            "two more failed checks, at 45 s and 60 s"
+        );
+        assert_eq!(
+            rollback_if_failing(&plan, &RolloutStatus::default(), Time::from_millis(0)),
+            None
+        );
     }
 }

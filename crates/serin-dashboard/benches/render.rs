@@ -34,7 +34,14 @@ fn canary(i: usize) -> (Key, History) {
         let at = |secs: i64| format!("2026-12-02T10:{:02}:{:02}Z", secs / 60, secs % 60);
         let secs = step as i64 * 15;
         c.status = Some(CanaryStatus {
-            phase: Some(if i.is_multiple_of(3) { "Progressing" } else { "Succeeded" }.into()),
+            phase: Some(
+                if i.is_multiple_of(3) {
+                    "Progressing"
+                } else {
+                    "Succeeded"
+                }
+                .into(),
+            ),
             canary_weight: Some(weight),
             primary_revision: Some(format!("app-{i:05}-00001")),
             canary_revision: Some(format!("app-{i:05}-00002")),

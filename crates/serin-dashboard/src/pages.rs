@@ -115,14 +115,18 @@ pub(crate) fn phase_pill(phase: &str) -> String {
 /// its promotion: the engine's own projection (`serin_core::schedule::projection`) of the
 /// Canary's plan from its status, moved onto the controller's estimate so that the flag on the
 /// timeline and the ETA above it agree (the controller rewrites its estimate only when it
-/// moves by an interval).
+/// moves by an interval). While checks are failing, also when it would be rolled back if they
+/// all kept failing (`rollback_if_failing`, moved the same way).
 pub fn ahead(c: &Canary, now: Time) -> Option<Ahead> {
+    use serin_core::schedule::{projection, rollback_if_failing};
     let s = status(c);
     let eta = s.estimated_promotion_at.as_deref().and_then(parse_time)?;
     let plan = serin_api::validate(c).ok()?.plan;
-    let projection = serin_core::schedule::projection(&plan, &s.to_rollout(), now)?;
+    let rollout = s.to_rollout();
+    let projection = projection(&plan, &rollout, now)?;
     let shift = eta.as_millis() - projection.promotion?.as_millis();
     let moved = |t: Time| Time::from_millis((t.as_millis() + shift).max(now.as_millis()));
+    let failing = rollout.failed_checks > 0;
     Some(Ahead {
         steps: projection
             .steps
@@ -130,6 +134,10 @@ pub fn ahead(c: &Canary, now: Time) -> Option<Ahead> {
             .map(|(t, w)| (moved(*t), i64::from(*w)))
             .collect(),
         promotion: eta.max(now),
+        rollback: failing
+            .then(|| rollback_if_failing(&plan, &rollout, now))
+            .flatten()
+            .map(moved),
     })
 }
 
@@ -182,6 +190,7 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
     let ns = c.metadata.namespace.clone().unwrap_or_default();
     let name = c.metadata.name.clone().unwrap_or_default();
     let threshold = c.spec.analysis.as_ref().and_then(|a| a.threshold).unwrap_or(0);
+    let ahead = ahead(c, now);
     let mut html = format!(
         r#"<h1>{}/{} {}</h1><dl class="facts"><dt>Weight</dt><dd id="weight">{}%</dd><dt>Primary</dt><dd>{}</dd><dt>Canary</dt><dd>{}</dd><dt>Failed checks</dt><dd>{}/{}</dd><dt>ETA</dt><dd>{}</dd>{}</dl><p class="summary">{}</p>"#,
         escape(&ns),
@@ -198,6 +207,12 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
                 .suspend
                 .unwrap_or(false)
                 .then(|| "<dt>Suspended</dt><dd>yes</dd>".to_owned()),
+            ahead.as_ref().and_then(|a| a.rollback).map(|at| {
+                format!(
+                    r#"<dt>Rollback</dt><dd id="rollback">{} if checks keep failing</dd>"#,
+                    clock(at)
+                )
+            }),
             s.shard
                 .as_deref()
                 .map(|shard| format!("<dt>Shard</dt><dd>{}</dd>", escape(shard))),
@@ -211,8 +226,7 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
         html.push_str(&action_forms(c, actions));
     }
     let start = h.started.or_else(|| h.weights.first().map(|p| p.at)).unwrap_or(now);
-    let ahead = ahead(c, now);
-    let end = ahead.as_ref().map_or(now, |a| a.promotion.max(now));
+    let end = ahead.as_ref().map_or(now, |a| a.end().max(now));
     let marks = TimelineMarks {
         decisions: &h.decisions,
         events: h.rollout_events().collect(),
@@ -313,7 +327,12 @@ metadata: { name: podinfo, namespace: test }
 spec:
   provider: knative
   targetRef: { apiVersion: serving.knative.dev/v1, kind: Service, name: podinfo }
-  analysis: { interval: 15s, threshold: 15, maxWeight: 50, stepWeight: 10 }
+  analysis:
+    interval: 15s
+    threshold: 15
+    maxWeight: 50
+    stepWeight: 10
+    metrics: [{ name: request-success-rate, thresholdRange: { min: 99 }, interval: 1m }]
 "#;
 
     fn seed_canary_at_30_percent(eta: &str) -> Canary {
@@ -357,6 +376,16 @@ spec:
         let main = canary_main(&h, now, None);
         assert!(main.contains(r#"data-planned="2""#), "{main}");
         assert!(main.contains("estimated promotion 10:01:15"), "{main}");
+
+        assert_eq!(plan.rollback, None, "no check is failing");
+        let mut failing = c.clone();
+        failing.status.as_mut().expect("status").failed_checks = Some(13);
+        let failing_plan = ahead(&failing, now).expect("plan ahead");
+        assert_eq!(failing_plan.rollback.map(clock).as_deref(), Some("10:01:00"));
+        h.observe(failing, now);
+        let main = canary_main(&h, now, None);
+        assert!(main.contains("10:01:00 if checks keep failing"), "{main}");
+        assert!(main.contains(r#"<g class="rollback">"#), "{main}");
 
         let mut done = c;
         done.status.as_mut().expect("status").phase = Some("Succeeded".into());

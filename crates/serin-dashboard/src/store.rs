@@ -3,9 +3,9 @@
 //! wait on. Nothing is polled.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
-        PoisonError, RwLock,
+        Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -31,6 +31,8 @@ pub struct Store {
     canaries: RwLock<BTreeMap<Key, History>>,
     version: watch::Sender<u64>,
     synced: AtomicBool,
+    /// During a (re)list: the Canaries listed so far.
+    relisting: Mutex<Option<BTreeSet<Key>>>,
 }
 
 impl Default for Store {
@@ -39,6 +41,7 @@ impl Default for Store {
             canaries: RwLock::new(BTreeMap::new()),
             version: watch::Sender::new(0),
             synced: AtomicBool::new(false),
+            relisting: Mutex::new(None),
         }
     }
 }
@@ -60,11 +63,21 @@ impl Store {
         self.synced.load(Ordering::Relaxed)
     }
 
-    /// Marks the first full listing of Canaries as done.
-    pub fn mark_synced(&self) {
-        if !self.synced.swap(true, Ordering::Relaxed) {
-            self.changed();
+    /// A (re)list of every Canary begins: what it does not list by [`Store::end_list`] was
+    /// deleted meanwhile (while the watch was disconnected).
+    pub fn begin_list(&self) {
+        *self.relisting.lock().unwrap_or_else(PoisonError::into_inner) = Some(BTreeSet::new());
+    }
+
+    /// The (re)list is complete: forgets the Canaries it did not list, and marks the store
+    /// synced.
+    pub fn end_list(&self) {
+        let listed = self.relisting.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(listed) = listed {
+            self.write(|all| all.retain(|key, h| h.canary.is_none() || listed.contains(key)));
         }
+        self.synced.store(true, Ordering::Relaxed);
+        self.changed();
     }
 
     /// A receiver that sees every change.
@@ -88,6 +101,9 @@ impl Store {
             canary.metadata.namespace.clone().unwrap_or_default(),
             canary.metadata.name.clone().unwrap_or_default(),
         );
+        if let Some(listed) = self.relisting.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            listed.insert(key.clone());
+        }
         self.write(|all| all.entry(key).or_default().observe(canary, now));
     }
 
@@ -137,8 +153,8 @@ pub async fn watch_canaries(api: Api<Canary>, store: std::sync::Arc<Store>) {
         match event {
             Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) => store.canary(c, wall_clock()),
             Ok(watcher::Event::Delete(c)) => store.forget(&c),
-            Ok(watcher::Event::InitDone) => store.mark_synced(),
-            Ok(watcher::Event::Init) => {}
+            Ok(watcher::Event::Init) => store.begin_list(),
+            Ok(watcher::Event::InitDone) => store.end_list(),
             Err(e) => tracing::warn!(error = %e, "Canary watch failed; retrying"),
         }
     }
@@ -158,5 +174,43 @@ pub async fn watch_events(api: Api<KubeEvent>, store: std::sync::Arc<Store>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canary(name: &str) -> Canary {
+        let mut c = Canary::new(name, Default::default());
+        c.metadata.namespace = Some("test".into());
+        c
+    }
+
+    fn names(store: &Store) -> Vec<String> {
+        store.read(|all| all.keys().map(|k| k.1.clone()).collect())
+    }
+
+    #[test]
+    fn a_relist_forgets_canaries_deleted_while_the_watch_was_away() {
+        let store = Store::default();
+        assert!(!store.synced());
+        store.begin_list();
+        store.canary(canary("a"), Time::from_millis(0));
+        store.canary(canary("b"), Time::from_millis(0));
+        store.end_list();
+        assert!(store.synced());
+        assert_eq!(names(&store), ["a", "b"]);
+        // The watch reconnects; "a" was deleted meanwhile, "c" created.
+        store.begin_list();
+        store.canary(canary("b"), Time::from_millis(1));
+        store.canary(canary("c"), Time::from_millis(1));
+        assert_eq!(
+            names(&store),
+            ["a", "b", "c"],
+            "nothing is forgotten before the list ends"
+        );
+        store.end_list();
+        assert_eq!(names(&store), ["b", "c"]);
     }
 }

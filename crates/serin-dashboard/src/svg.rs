@@ -116,13 +116,23 @@ pub struct Ahead {
     pub steps: Vec<(Time, i64)>,
     /// The estimated promotion.
     pub promotion: Time,
+    /// While checks are failing: when the rollout would be rolled back if every check failed
+    /// from now on.
+    pub rollback: Option<Time>,
+}
+
+impl Ahead {
+    /// The last moment the plan ahead shows.
+    pub fn end(&self) -> Time {
+        self.rollback.map_or(self.promotion, |r| r.max(self.promotion))
+    }
 }
 
 /// The rollout timeline: the canary's weight over time, a dot at every step, a tick for every
 /// decision at the top and for every event at the bottom (hover for the text); with a plan
 /// ahead, a "now" line, the remaining steps dashed and the estimated promotion flagged.
 pub fn timeline(weights: &[WeightPoint], max_weight: i64, start: Time, now: Time, marks: &TimelineMarks) -> String {
-    let end = marks.ahead.map_or(now, |a| a.promotion.max(now));
+    let end = marks.ahead.map_or(now, |a| a.end().max(now));
     let time = TimeAxis::new(start, end, LEFT, W - 8.0);
     let top_weight = max_weight
         .max(weights.iter().map(|p| p.weight).max().unwrap_or(0))
@@ -228,6 +238,18 @@ fn plan_ahead(svg: &mut String, ahead: &Ahead, weight: i64, now: Time, time: &Ti
         x_end - 3.0,
         value.bottom - 4.0,
     );
+    if let Some(rollback) = ahead.rollback {
+        let x = time.x(rollback);
+        let _ = write!(
+            svg,
+            r#"<g class="rollback"><title>rollback at {} if every check fails from now</title><line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}"/><text class="label" x="{:.1}" y="{}" text-anchor="end">rollback if failing</text></g>"#,
+            clock(rollback),
+            value.top,
+            value.bottom,
+            x - 3.0,
+            value.top + 8.0,
+        );
+    }
 }
 
 /// Time ticks at a round step (1 s … 1 day) that gives at most six labels across the span.

@@ -143,6 +143,12 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
     serin_sandbox::demo::set_image(&client, "6.0.2")
         .await
         .expect("failing image");
+    // While its checks fail, the page says when it will be rolled back if they keep failing.
+    let rollback = eventually("a rollback estimate", Duration::from_secs(60), || async {
+        browser.find(Locator::Css("#rollback")).await.ok()?.text().await.ok()
+    })
+    .await;
+    assert!(rollback.ends_with("if checks keep failing"), "{rollback}");
     let phase = observer
         .wait_phase(&["Failed"], Duration::from_secs(180))
         .await
