@@ -185,6 +185,39 @@ pub fn slo_gate_drift(p: f64, limit: f64) -> f64 {
     p * (safe / limit).ln() + (1.0 - p) * ((1.0 - safe) / (1.0 - limit)).ln()
 }
 
+/// One test of an evidence summary (`status.judge.summary`, written by
+/// [`crate::Assessment::summary`]), read back for display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryLine {
+    /// `5xx`, `slow@p50`, `slow@p99` (harm tests) or `tail`, `5xx-slo`, `latency-slo` (gates).
+    pub name: String,
+    /// The evidence so far.
+    pub evidence: f64,
+    /// The level at which it decides.
+    pub threshold: f64,
+    /// A harm test (reaching its level rolls back), not a gate (reaching its level proves the
+    /// canary safe).
+    pub harm: bool,
+}
+
+/// Reads back an evidence summary (`5xx 0.3/300 · tail 14.2/60`); parts that do not read are
+/// left out.
+pub fn read_summary(text: &str) -> Vec<SummaryLine> {
+    let harm_names = [HarmCheck::Errors, HarmCheck::SlowMid, HarmCheck::SlowTail].map(HarmCheck::name);
+    text.split(" · ")
+        .filter_map(|part| {
+            let (name, numbers) = part.trim().rsplit_once(' ')?;
+            let (evidence, threshold) = numbers.split_once('/')?;
+            Some(SummaryLine {
+                harm: harm_names.contains(&name),
+                name: name.to_owned(),
+                evidence: evidence.parse().ok()?,
+                threshold: threshold.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +248,39 @@ mod tests {
         assert!(slo_gate_drift(0.003, 0.01) > 0.0);
         assert!(slo_gate_drift(0.009, 0.01) < 0.0);
         assert!(tail_gate_drift(0.0057, 0.5, 1.25, 2.25) > 0.0);
+    }
+
+    #[test]
+    fn a_summary_reads_back_as_written() {
+        use crate::sequential::{Assessment, GateResult, HarmResult};
+        let assessment = Assessment {
+            harm: vec![HarmResult {
+                check: HarmCheck::Errors,
+                log_evidence: 0.3f64.ln(),
+                log_threshold: 300f64.ln(),
+                canary: (0, 10),
+                primary: (0, 100),
+            }],
+            gates: vec![GateResult {
+                name: "tail",
+                log_evidence: 14.2f64.ln(),
+                log_threshold: 60f64.ln(),
+                drift: 0.0,
+            }],
+            final_requests: 0,
+            step_requests: 0,
+            step_ticks: 0,
+        };
+        let read: Vec<(String, String, String, bool)> = read_summary(&assessment.summary())
+            .iter()
+            .map(|l| {
+                let e = format!("{:.1}", l.evidence);
+                (l.name.clone(), e, format!("{:.0}", l.threshold), l.harm)
+            })
+            .collect();
+        let expected = [("5xx", "0.3", "300", true), ("tail", "14.2", "60", false)]
+            .map(|(n, e, t, h)| (n.to_owned(), e.to_owned(), t.to_owned(), h));
+        assert_eq!(read, expected);
+        assert!(read_summary("paused unverified: no traffic").is_empty());
     }
 }

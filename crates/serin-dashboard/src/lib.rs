@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod evidence;
 pub mod history;
 pub mod list;
 pub mod pages;

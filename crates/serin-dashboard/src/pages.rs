@@ -250,11 +250,7 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
         html.push_str("</section>");
     }
     if let Some(summary) = s.judge.as_ref().and_then(|j| j.get("summary")).and_then(|v| v.as_str()) {
-        let _ = write!(
-            html,
-            r#"<section class="evidence"><h2>Evidence (sequential judge)</h2><p>{}</p></section>"#,
-            escape(summary)
-        );
+        html.push_str(&crate::evidence::section(summary));
     }
     if !h.hooks.is_empty() {
         html.push_str(r#"<section><h2>Hooks and gates</h2><ul class="hooks">"#);
