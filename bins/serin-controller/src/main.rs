@@ -216,6 +216,8 @@ async fn main() -> anyhow::Result<()> {
         let options = serin_dashboard::Options {
             allow_actions: false,
             who: "serin-controller".into(),
+            // Behind a Service or an Ingress, under whatever name the team gives it.
+            allowed_hosts: None,
         };
         let namespace = cli.namespace.clone();
         let dashboard_client = client.clone();

@@ -9,7 +9,12 @@ use anyhow::Context;
 use crate::cluster::Access;
 
 /// Serves until interrupted.
-pub async fn run(access: &Access, listen: SocketAddr, allow_actions: bool) -> anyhow::Result<()> {
+pub async fn run(
+    access: &Access,
+    listen: SocketAddr,
+    allow_actions: bool,
+    allowed_hosts: Vec<String>,
+) -> anyhow::Result<()> {
     let (client, _) = access.connect().await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -29,6 +34,7 @@ pub async fn run(access: &Access, listen: SocketAddr, allow_actions: bool) -> an
     let options = serin_dashboard::Options {
         allow_actions,
         who: crate::requests::who(),
+        allowed_hosts: Some(allowed_hosts),
     };
     tokio::select! {
         served = serin_dashboard::run(client, access.namespace.as_deref(), listener, options) => served?,

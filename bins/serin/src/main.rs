@@ -13,7 +13,7 @@
 //!   Canaries, through kubeconfig as kubectl finds it.
 //! - `serin pause NAME`, `serin resume NAME`: `spec.suspend`.
 //!
-//! - `serin dashboard [--port 3100] [--allow-actions]`: the rollout dashboard on loopback.
+//! - `serin dashboard [--port 3100] [--allow-actions] [--allow-host NAME]`: the rollout dashboard on loopback.
 //!
 //! `validate`, `plan` and `check-metrics` read files (and Prometheus); `get`, `pause` and
 //! `resume` talk to the cluster of the current kubeconfig context.
@@ -132,6 +132,10 @@ enum Command {
         /// Show the action buttons (promote, abort, retry, approve, pause, resume) and accept them.
         #[arg(long)]
         allow_actions: bool,
+        /// A host name the pages answer to besides IP addresses and localhost (repeatable);
+        /// other names are refused, so no web site can reach the dashboard by DNS rebinding.
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
         #[command(flatten)]
         access: cluster::Access,
     },
@@ -235,9 +239,10 @@ fn main() -> ExitCode {
             port,
             address,
             allow_actions,
+            allowed_hosts,
             access,
         } => on_cluster(Box::pin(async move {
-            dashboard::run(&access, (address, port).into(), allow_actions).await
+            dashboard::run(&access, (address, port).into(), allow_actions, allowed_hosts).await
         })),
         Command::Validate { files } => validate::run(&files),
         Command::Plan { file, output } => plan::run(&file, output).map(|()| true),

@@ -12,7 +12,11 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = kube::Client::try_default().await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3100").await?;
-//! let options = serin_dashboard::Options { allow_actions: false, who: "me".into() };
+//! let options = serin_dashboard::Options {
+//!     allow_actions: false,
+//!     who: "me".into(),
+//!     allowed_hosts: Some(Vec::new()),
+//! };
 //! serin_dashboard::run(client, None, listener, options).await?;
 //! # Ok(()) }
 //! ```

@@ -9,6 +9,7 @@ use axum::{
     Form, Router,
     extract::{Path, Query, State},
     http::{StatusCode, header},
+    middleware::Next,
     response::{Html, IntoResponse, Redirect, Response, Sse, sse::Event as SseEvent},
     routing::{get, post},
 };
@@ -38,6 +39,50 @@ pub struct Options {
     pub allow_actions: bool,
     /// Who the requests are written as (`<who> via dashboard`).
     pub who: String,
+    /// The host names the pages answer to besides IP addresses and `localhost`; `None`
+    /// answers any (behind a Service or an Ingress). A page on another site cannot then reach
+    /// a dashboard on loopback by pointing its own name at 127.0.0.1 (DNS rebinding), which
+    /// would let it read the pages, and their CSRF token.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// Whether a request's `Host` header names this dashboard: an IP address, `localhost`, or one
+/// of `allowed` (any port).
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // An IPv6 literal, `[::1]:3100`.
+        return rest
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+async fn check_host(State(app): State<App>, request: axum::extract::Request, next: Next) -> Response {
+    if let Some(allowed) = &app.options.allowed_hosts {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !host_allowed(host, allowed) {
+            tracing::warn!(host, "request for another host name refused");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "this dashboard does not answer to the host name {host:?}: open it by IP address or localhost, or start it with --allow-host"
+                ),
+            );
+        }
+    }
+    next.run(request).await
 }
 
 #[derive(Clone)]
@@ -73,6 +118,7 @@ pub fn router(store: Arc<Store>, client: Client, options: Options) -> Router {
         .route("/sse/", get(list_stream))
         .route("/sse/canaries/{namespace}/{name}", get(canary_stream))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), check_host))
         .with_state(app)
 }
 

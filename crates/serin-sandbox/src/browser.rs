@@ -36,6 +36,7 @@ impl Dashboard {
         let options = serin_dashboard::Options {
             allow_actions,
             who: "sandbox".into(),
+            allowed_hosts: Some(Vec::new()),
         };
         let router = serin_dashboard::router(store, client, options);
         let server = tokio::spawn(async move {
