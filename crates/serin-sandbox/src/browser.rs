@@ -147,13 +147,14 @@ impl ChromeDriver {
     }
 }
 
-/// The demo's screenshots of one rollout (`prefix` is `promote` or `rollback`): one while it
-/// runs, taken from a background task once the rollout is well under way, and the rest by
+/// The demo's screenshots of one rollout (`prefix` is `promote` or `rollback`, after the
+/// judge's name for another judge than Flagger's rule): one while it runs, taken from a
+/// background task once the rollout is well under way, and the rest by
 /// [`Screenshots::finish`] when it has ended.
 pub struct Screenshots {
     dashboard: String,
     dir: PathBuf,
-    prefix: &'static str,
+    prefix: String,
     during: tokio::task::JoinHandle<()>,
 }
 
@@ -173,7 +174,10 @@ async fn shoot(url: String, path: PathBuf) {
 impl Screenshots {
     /// Starts watching for the moment to take the one during the rollout: weight at 30% for a
     /// promotion, two failed checks for a rollback.
-    pub fn start(client: kube::Client, dashboard: &str, dir: &Path, prefix: &'static str) -> Screenshots {
+    /// Files are named `<prefix>-during.png` and so on; a prefix ending in `rollback` waits for
+    /// the failed checks.
+    pub fn start(client: kube::Client, dashboard: &str, dir: &Path, prefix: &str) -> Screenshots {
+        let rollback = prefix.ends_with("rollback");
         let url = canary_url(dashboard);
         let path = dir.join(format!("{prefix}-during.png"));
         let during = tokio::spawn(async move {
@@ -185,10 +189,7 @@ impl Screenshots {
                 let weight = status["canaryWeight"].as_i64().unwrap_or(0);
                 let failed = status["failedChecks"].as_i64().unwrap_or(0);
                 let progressing = status["phase"].as_str() == Some("Progressing");
-                let moment = match prefix {
-                    "rollback" => failed >= 2,
-                    _ => weight >= 30,
-                };
+                let moment = if rollback { failed >= 2 } else { weight >= 30 };
                 if progressing && moment {
                     // Let the live page catch up with the step before it is captured.
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -200,7 +201,7 @@ impl Screenshots {
         Screenshots {
             dashboard: dashboard.to_owned(),
             dir: dir.to_owned(),
-            prefix,
+            prefix: prefix.to_owned(),
             during,
         }
     }

@@ -323,12 +323,18 @@ pub async fn run(
         observer.splits.clear();
         let started = tokio::time::Instant::now();
         let capture = dashboard.as_ref().map(|(d, dir)| {
-            let prefix = if *expected == "Succeeded" {
+            let outcome = if *expected == "Succeeded" {
                 "promote"
             } else {
                 "rollback"
             };
-            crate::browser::Screenshots::start(client.clone(), &d.url, dir, prefix)
+            // Flagger's rule keeps the plain names; another judge's pictures are named after it.
+            let prefix = if judge == "flagger" {
+                outcome.to_owned()
+            } else {
+                format!("{judge}-{outcome}")
+            };
+            crate::browser::Screenshots::start(client.clone(), &d.url, dir, &prefix)
         });
         set_image(&client, tag).await?;
         observer.wait_phase(&["Progressing"], Duration::from_secs(60)).await?;
