@@ -280,23 +280,15 @@ mod tests {
         assert!(main.contains(r#"data-pages="3""#), "{main}");
         assert!(main.contains(r#"href="/?page=2""#), "{main}");
 
-        let third = list_main(
-            &all,
-            &ListQuery {
-                page: Some(3),
+        let page = |n: usize| {
+            let query = ListQuery {
+                page: Some(n),
                 ..Default::default()
-            },
-            Time::from_millis(1000),
-        );
+            };
+            list_main(&all, &query, Time::from_millis(1000))
+        };
+        let (third, beyond) = (page(3), page(99));
         assert_eq!(names(&third).len(), 20);
-        let beyond = list_main(
-            &all,
-            &ListQuery {
-                page: Some(99),
-                ..Default::default()
-            },
-            Time::from_millis(1000),
-        );
         assert_eq!(names(&beyond), names(&third), "a page past the end shows the last one");
     }
 

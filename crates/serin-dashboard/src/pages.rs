@@ -255,7 +255,13 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
     if !h.hooks.is_empty() {
         html.push_str(r#"<section><h2>Hooks and gates</h2><ul class="hooks">"#);
         for line in h.hooks.values() {
-            let class = if line.ends_with(" Pass") { "pass" } else { "fail" };
+            // The line ends with the verdict (`serin_core::Verdict`): no data is not a failure.
+            let class = match line.rsplit(' ').next() {
+                Some("Pass") => "pass",
+                Some("NoData") => "nodata",
+                Some("Error") => "error",
+                _ => "fail",
+            };
             let _ = write!(html, r#"<li class="{class}">{}</li>"#, escape(line));
         }
         html.push_str("</ul></section>");
@@ -402,6 +408,35 @@ spec:
             "{page}"
         );
         assert_eq!(js_string(r#"a"b\c"#), r#""a\u0022b\u005cc""#);
+    }
+
+    #[test]
+    fn a_gate_without_data_yet_is_not_shown_as_failed() {
+        let mut h = History::default();
+        let mut c = Canary::new("podinfo", Default::default());
+        c.metadata.namespace = Some("test".into());
+        h.observe(c, Time::from_millis(0));
+        for line in [
+            "gate 5xx-slo: evidence 1.00 (>= 40) NoData",
+            "webhook load-test (rollout): passed (2xx) Pass",
+            "webhook gate (confirm-promotion): 403 (2xx) Fail",
+            "webhook smoke (pre-rollout): timed out (2xx) Error",
+        ] {
+            let check = line.split_once(": ").map(|(c, _)| c.to_owned()).unwrap_or_default();
+            h.hooks.insert(check, line.to_owned());
+        }
+        let main = canary_main(&h, Time::from_millis(1000), None);
+        for (class, text) in [
+            ("nodata", "gate 5xx-slo"),
+            ("pass", "webhook load-test"),
+            ("fail", "webhook gate"),
+            ("error", "webhook smoke"),
+        ] {
+            assert!(
+                main.contains(&format!(r#"<li class="{class}">{text}"#)),
+                "{class}: {main}"
+            );
+        }
     }
 
     #[test]
