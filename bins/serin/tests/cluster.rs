@@ -1,5 +1,5 @@
-//! `serin get`, `pause` and `resume` as a process against the API emulator, through a
-//! kubeconfig file as kubectl would use it.
+//! `serin get`, `pause`, `resume` and `dashboard` as a process against the API emulator,
+//! through a kubeconfig file as kubectl would use it.
 
 use std::{path::PathBuf, process::Command};
 
@@ -268,4 +268,119 @@ async fn get_w_on_a_terminal_redraws_one_frame_per_change() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `serin dashboard` running until dropped.
+struct DashboardProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for DashboardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serin dashboard` on a free loopback port and waits for the address it prints.
+fn start_dashboard(config: &std::path::Path, extra: &[&str]) -> DashboardProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_serin"))
+        .args(["dashboard", "--port", "0", "--kubeconfig"])
+        .arg(config)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serin dashboard");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("serin dashboard prints its address");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("an address in {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    DashboardProcess { child, url }
+}
+
+/// GET `path`, with `host` as the Host header when given: (status, body).
+async fn get(http: &reqwest::Client, url: &str, host: Option<&str>) -> (u16, String) {
+    let mut request = http.get(url);
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
+    let response = request.send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_process_shows_the_canary_and_writes_requests_only_when_allowed() {
+    serin_metrics::install_crypto_provider();
+    let (api, canaries) = emulator_with_the_seed_canary().await;
+    let config = kubeconfig(&api.url());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+
+    let read_only = start_dashboard(&config, &[]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = get(&http, &format!("{}/", read_only.url), None).await;
+        if status == 200 && body.contains(r#"data-name="test/podinfo""#) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the list never showed the Canary: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, page) = get(&http, &format!("{}/canaries/test/podinfo", read_only.url), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("<form"), "read-only: {page}");
+    let (status, _) = get(&http, &format!("{}/canaries/test/missing", read_only.url), None).await;
+    assert_eq!(status, 404);
+    let (status, body) = get(&http, &format!("{}/", read_only.url), Some("attacker.example")).await;
+    assert_eq!(status, 403, "another host name: {body}");
+    drop(read_only);
+
+    let acting = start_dashboard(&config, &["--allow-actions"]);
+    let page_url = format!("{}/canaries/test/podinfo", acting.url);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let (_, page) = get(&http, &page_url, None).await;
+        if page.contains("id=\"action-pause\"") {
+            break page;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Pause button: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the form");
+    let response = http
+        .post(format!("{page_url}/requests"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&request=pause"))
+        .send()
+        .await
+        .expect("POST pause");
+    assert_eq!(response.status().as_u16(), 303, "redirected back to the page");
+    assert_eq!(canaries.get("podinfo").await.expect("get").spec.suspend, Some(true));
 }
