@@ -232,9 +232,16 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
         events: h.rollout_events().collect(),
         ahead: ahead.as_ref(),
     };
+    let caption = match ahead.as_ref() {
+        Some(a) if a.rollback.is_some() => {
+            r#"<p class="caption">Dashed: the rest of the plan if every check passes and every gate opens; red: the rollback if every check fails.</p>"#
+        }
+        Some(_) => r#"<p class="caption">Dashed: the rest of the plan if every check passes and every gate opens.</p>"#,
+        None => "",
+    };
     let _ = write!(
         html,
-        r#"<section><h2>Timeline</h2>{}</section>"#,
+        r#"<section><h2>Timeline</h2>{}{caption}</section>"#,
         svg::timeline(&h.weights, max_weight(c), start, now, &marks)
     );
     if !h.metrics.is_empty() {
@@ -378,6 +385,7 @@ spec:
         let main = canary_main(&h, now, None);
         assert!(main.contains(r#"data-planned="2""#), "{main}");
         assert!(main.contains("estimated promotion 10:01:15"), "{main}");
+        assert!(main.contains("if every check passes and every gate opens"), "{main}");
 
         assert_eq!(plan.rollback, None, "no check is failing");
         let mut failing = c.clone();
