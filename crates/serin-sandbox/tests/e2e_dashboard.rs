@@ -158,26 +158,26 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
         eprintln!("{}", browser.source().await.unwrap_or_default());
         eprintln!("{:#}", observer.canary().await.unwrap_or_default());
     }
-    let chart = r#"svg.metric[data-metric="request-success-rate"] circle.reading.fail"#;
-    let (value, min) = eventually("a failing success-rate reading", Duration::from_secs(10), || async {
-        let value: f64 = attr(&browser, chart, "data-value").await?.parse().ok()?;
-        let min: f64 = attr(&browser, chart, "data-min").await?.parse().ok()?;
-        Some((value, min))
-    })
-    .await;
+    // Read in one script run, so that the live stream cannot swap the chart between reads.
+    const FAILING_READING: &str = r#"
+        const chart = document.querySelector('svg.metric[data-metric="request-success-rate"]');
+        const point = chart && chart.querySelector('circle.reading.fail');
+        const bound = chart && chart.querySelector('line.bound.min');
+        if (!point || !bound) return null;
+        return [point.dataset.value, point.dataset.min, bound.getAttribute('y1'), point.getAttribute('cy')]
+            .map(Number);
+    "#;
+    let (value, min, bound_y, point_y) =
+        eventually("a failing success-rate reading", Duration::from_secs(10), || async {
+            let read = browser.execute(FAILING_READING, vec![]).await.ok()?;
+            let numbers: Vec<f64> = serde_json::from_value(read).ok()?;
+            match numbers[..] {
+                [value, min, bound_y, point_y] => Some((value, min, bound_y, point_y)),
+                _ => None,
+            }
+        })
+        .await;
     assert!(value < min, "failing reading {value} is under its bound {min}");
-    let bound_y: f64 = attr(
-        &browser,
-        r#"svg.metric[data-metric="request-success-rate"] line.bound.min"#,
-        "y1",
-    )
-    .await
-    .and_then(|y| y.parse().ok())
-    .expect("the bound is drawn");
-    let point_y: f64 = attr(&browser, chart, "cy")
-        .await
-        .and_then(|y| y.parse().ok())
-        .expect("the point is drawn");
     assert!(point_y > bound_y, "the failing point is drawn below the bound line");
 
     // A Canary that does not exist is a 404 (the watch has listed them all by now).
@@ -205,15 +205,21 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
         .goto(&format!("{}/canaries/test/podinfo", acting.url))
         .await
         .expect("canary page with actions");
-    browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("#action-retry"))
-        .await
-        .expect("a Retry button on a Failed Canary")
-        .click()
-        .await
-        .expect("click Retry");
+    // Found and clicked again if the live stream replaced the button in between.
+    eventually(
+        "a Retry button to click on the Failed Canary",
+        Duration::from_secs(30),
+        || async {
+            browser
+                .find(Locator::Css("#action-retry"))
+                .await
+                .ok()?
+                .click()
+                .await
+                .ok()
+        },
+    )
+    .await;
     let handled = eventually(
         "the controller to handle the retry",
         Duration::from_secs(60),
