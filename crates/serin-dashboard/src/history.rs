@@ -173,6 +173,15 @@ impl History {
         }
     }
 
+    /// The last thing known to have happened in the current rollout: a weight, a decision or
+    /// an event.
+    pub fn last_activity(&self) -> Option<Time> {
+        let weight = self.weights.last().map(|p| p.at);
+        let decision = self.decisions.last().map(|(t, _)| *t);
+        let event = self.rollout_events().map(|e| e.at).max();
+        [weight, decision, event].into_iter().flatten().max()
+    }
+
     /// The events of the current rollout.
     pub fn rollout_events(&self) -> impl Iterator<Item = &EventLine> {
         let started = self.started.unwrap_or(Time::from_millis(i64::MIN));

@@ -226,7 +226,15 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
         html.push_str(&action_forms(c, actions));
     }
     let start = h.started.or_else(|| h.weights.first().map(|p| p.at)).unwrap_or(now);
-    let end = ahead.as_ref().map_or(now, |a| a.end().max(now));
+    // An ended rollout's charts end where it ended: the page then stays as it is while other
+    // Canaries change, instead of its axis stretching with the clock.
+    let ended = matches!(s.phase.as_deref(), Some("Succeeded" | "Failed" | "Initialized"));
+    let until = if ended {
+        h.last_activity().unwrap_or(now).min(now)
+    } else {
+        now
+    };
+    let end = ahead.as_ref().map_or(until, |a| a.end().max(now));
     let marks = TimelineMarks {
         decisions: &h.decisions,
         events: h.rollout_events().collect(),
@@ -242,7 +250,7 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
     let _ = write!(
         html,
         r#"<section><h2>Timeline</h2>{}{caption}</section>"#,
-        svg::timeline(&h.weights, max_weight(c), start, now, &marks)
+        svg::timeline(&h.weights, max_weight(c), start, until, &marks)
     );
     if !h.metrics.is_empty() {
         html.push_str(r#"<section class="metrics"><h2>Metrics</h2>"#);
@@ -400,6 +408,23 @@ spec:
         let mut done = c;
         done.status.as_mut().expect("status").phase = Some("Succeeded".into());
         assert_eq!(ahead(&done, now), None, "nothing is ahead of a finished rollout");
+    }
+
+    #[test]
+    fn a_finished_rollouts_page_stays_as_it_ended_while_the_clock_runs() {
+        let now = at("2026-12-02T10:00:40Z");
+        let mut h = History::default();
+        h.observe(seed_canary_at_30_percent("2026-12-02T10:01:15Z"), now);
+        let mut done = seed_canary_at_30_percent("2026-12-02T10:01:15Z");
+        let status = done.status.as_mut().expect("status");
+        status.phase = Some("Succeeded".into());
+        status.canary_weight = Some(0);
+        let ended = at("2026-12-02T10:01:20Z");
+        h.observe(done, ended);
+        let soon = canary_main(&h, at("2026-12-02T10:01:21Z"), None);
+        let much_later = canary_main(&h, at("2026-12-02T11:30:00Z"), None);
+        assert_eq!(soon, much_later, "the axis ends where the rollout did");
+        assert!(soon.contains("10:01:20"), "the axis ends at the last change: {soon}");
     }
 
     fn ahead_of(c: &Canary, now: Time) -> Vec<(String, i64)> {

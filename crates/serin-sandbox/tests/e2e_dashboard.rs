@@ -35,8 +35,19 @@ where
 }
 
 /// An attribute of the first element matching `css`, if there is one now.
+/// Read in one script run: the live stream replaces the page's content whenever the Canary
+/// changes, so an element found by one WebDriver call can be gone by the next.
 async fn attr(browser: &Browser, css: &str, name: &str) -> Option<String> {
-    browser.find(Locator::Css(css)).await.ok()?.attr(name).await.ok()?
+    const ATTR: &str = "const e = document.querySelector(arguments[0]); return e && e.getAttribute(arguments[1]);";
+    let value = browser.execute(ATTR, vec![css.into(), name.into()]).await.ok()?;
+    value.as_str().map(str::to_owned)
+}
+
+/// The text of the first element matching `css`, if there is one now (one script run).
+async fn text(browser: &Browser, css: &str) -> Option<String> {
+    const TEXT: &str = "const e = document.querySelector(arguments[0]); return e && e.textContent;";
+    let value = browser.execute(TEXT, vec![css.into()]).await.ok()?;
+    value.as_str().map(str::to_owned)
 }
 
 async fn post_request(url: &str, csrf: &str) -> (u16, String) {
@@ -74,13 +85,11 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
 
     // The list shows the Canary.
     browser.goto(&format!("{}/", read_only.url)).await.expect("list page");
-    let row = browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(r#"tr.canary[data-name="test/podinfo"]"#))
-        .await
-        .expect("the Canary's row");
-    assert!(row.text().await.expect("row text").contains("Initialized"));
+    let row = r#"tr.canary[data-name="test/podinfo"]"#;
+    eventually("the Canary's row, Initialized", Duration::from_secs(30), || async {
+        text(&browser, row).await.filter(|t| t.contains("Initialized"))
+    })
+    .await;
 
     // The timeline advances while the promotion runs, without reloading the page.
     browser
@@ -107,10 +116,7 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
             .await
             .and_then(|s| s.parse::<usize>().ok());
         most_planned = most_planned.max(planned.unwrap_or(0));
-        let weight = match browser.find(Locator::Css("#weight")).await {
-            Ok(element) => element.text().await.ok(),
-            Err(_) => None,
-        };
+        let weight = text(&browser, "#weight").await;
         if let Some(weight) = weight
             && weights_seen.last() != Some(&weight)
         {
@@ -145,7 +151,7 @@ async fn dashboard_in_a_real_browser_during_the_seed_rollouts() {
         .expect("failing image");
     // While its checks fail, the page says when it will be rolled back if they keep failing.
     let rollback = eventually("a rollback estimate", Duration::from_secs(60), || async {
-        browser.find(Locator::Css("#rollback")).await.ok()?.text().await.ok()
+        text(&browser, "#rollback").await
     })
     .await;
     assert!(rollback.ends_with("if checks keep failing"), "{rollback}");
