@@ -53,12 +53,15 @@ fn root() -> PathBuf {
 /// Runs a command in the repository root, failing when it fails.
 pub(crate) fn run(root: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
+    let started = std::time::Instant::now();
     let status = Command::new(program)
         .args(args)
         .current_dir(root)
         .envs(env.iter().copied())
         .status()
         .with_context(|| format!("cannot start {program}"))?;
+    // CI's log then says where its minutes go.
+    eprintln!("  ({:.0} s)", started.elapsed().as_secs_f64());
     if !status.success() {
         bail!("`{program} {}` failed ({status})", args.join(" "));
     }
