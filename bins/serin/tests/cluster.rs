@@ -119,18 +119,21 @@ async fn get_pause_and_resume_work_through_a_kubeconfig() {
     assert_eq!(canaries.get("podinfo").await.expect("get").spec.suspend, Some(false));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_w_prints_a_line_per_change_as_it_happens() {
+/// Starts `serin` with `args`, the kubeconfig and `extra`; its stdout arrives line by line.
+fn spawn_serin_lines(
+    args: &[&str],
+    config: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
-    let (api, canaries) = emulator_with_the_seed_canary().await;
-    let config = kubeconfig(&api.url());
     let mut child = Command::new(env!("CARGO_BIN_EXE_serin"))
-        .args(["get", "canary", "podinfo", "-w", "--kubeconfig"])
-        .arg(&config)
+        .args(args)
+        .arg(config)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("serin -w");
+        .unwrap_or_else(|e| panic!("serin {args:?}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -140,6 +143,14 @@ async fn get_w_prints_a_line_per_change_as_it_happens() {
             }
         }
     });
+    (child, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_w_prints_a_line_per_change_as_it_happens() {
+    let (api, canaries) = emulator_with_the_seed_canary().await;
+    let config = kubeconfig(&api.url());
+    let (mut child, rx) = spawn_serin_lines(&["get", "canary", "podinfo", "-w", "--kubeconfig"], &config, &[]);
     let next = |rx: &std::sync::mpsc::Receiver<String>| {
         rx.recv_timeout(std::time::Duration::from_secs(10))
             .expect("a line within 10 s")
@@ -285,24 +296,7 @@ impl Drop for DashboardProcess {
 
 /// Starts `serin dashboard` on a free loopback port and waits for the address it prints.
 fn start_dashboard(config: &std::path::Path, extra: &[&str]) -> DashboardProcess {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_serin"))
-        .args(["dashboard", "--port", "0", "--kubeconfig"])
-        .arg(config)
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serin dashboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (child, rx) = spawn_serin_lines(&["dashboard", "--port", "0", "--kubeconfig"], config, extra);
     let line = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("serin dashboard prints its address");
