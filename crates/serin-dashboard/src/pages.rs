@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use serin_api::{Canary, CanaryStatus, parse_time, rfc3339};
-use serin_core::{Time, go_duration};
+use serin_core::{Phase, Time, go_duration};
 
 use crate::{
     history::History,
@@ -228,13 +228,14 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
     let start = h.started.or_else(|| h.weights.first().map(|p| p.at)).unwrap_or(now);
     // An ended rollout's charts end where it ended: the page then stays as it is while other
     // Canaries change, instead of its axis stretching with the clock.
-    let ended = matches!(s.phase.as_deref(), Some("Succeeded" | "Failed" | "Initialized"));
+    let phase = Phase::parse(s.phase.as_deref().unwrap_or_default());
+    let ended = matches!(phase, Some(Phase::Succeeded | Phase::Failed | Phase::Initialized));
     let until = if ended {
         h.last_activity().unwrap_or(now).min(now)
     } else {
         now
     };
-    let end = ahead.as_ref().map_or(until, |a| a.end().max(now));
+    let end = ahead.as_ref().map_or(until, |a| a.end().max(until));
     let marks = TimelineMarks {
         decisions: &h.decisions,
         events: h.rollout_events().collect(),
