@@ -84,22 +84,25 @@ pub fn list_main(all: &BTreeMap<Key, History>, query: &ListQuery, now: Time) -> 
 pub fn list_page(all: &BTreeMap<Key, History>, query: &ListQuery, now: Time, page_size: usize) -> String {
     let page_size = page_size.max(1);
     let namespace = query.namespace.as_deref().filter(|n| !n.is_empty());
-    let in_namespace: Vec<(&Key, &History)> = all
+    // Each Canary's group and phase, worked out once: (group, phase, key, history).
+    let in_namespace: Vec<(u8, &str, &Key, &History)> = all
         .iter()
         .filter(|(key, h)| h.canary.is_some() && namespace.is_none_or(|ns| key.0 == ns))
+        .map(|(key, h)| {
+            let phase = phase_name(h);
+            (group(phase), phase, key, h)
+        })
         .collect();
     let mut phases: BTreeMap<(u8, &str), usize> = BTreeMap::new();
-    for (_, h) in &in_namespace {
-        let phase = phase_name(h);
-        *phases.entry((group(phase), phase)).or_default() += 1;
+    for (group, phase, _, _) in &in_namespace {
+        *phases.entry((*group, *phase)).or_default() += 1;
     }
     let wanted = query.phase.as_deref().filter(|p| !p.is_empty());
-    let mut shown: Vec<(u8, &Key, &History)> = in_namespace
+    let mut shown: Vec<&(u8, &str, &Key, &History)> = in_namespace
         .iter()
-        .filter(|(_, h)| wanted.is_none_or(|p| phase_name(h) == p))
-        .map(|(key, h)| (group(phase_name(h)), *key, *h))
+        .filter(|(_, phase, _, _)| wanted.is_none_or(|p| *phase == p))
         .collect();
-    shown.sort_by_key(|(group, key, _)| (*group, *key));
+    shown.sort_by_key(|(group, _, key, _)| (*group, *key));
 
     let pages = shown.len().div_ceil(page_size).max(1);
     let page = query.page.unwrap_or(1).clamp(1, pages);
@@ -116,7 +119,7 @@ pub fn list_page(all: &BTreeMap<Key, History>, query: &ListQuery, now: Time, pag
         return html;
     }
     html.push_str(r#"<table class="list"><thead><tr><th>Namespace</th><th>Name</th><th>Phase</th><th>Weight</th><th>Primary → canary</th><th>ETA</th><th>Weight over time</th><th>Last decision</th></tr></thead><tbody>"#);
-    for (_, _, h) in shown.iter().skip(first).take(page_size) {
+    for (_, _, _, h) in shown.iter().skip(first).take(page_size) {
         row(&mut html, h, query, now);
     }
     html.push_str("</tbody></table>");

@@ -60,10 +60,7 @@ pub fn js_string(text: &str) -> String {
     let mut out = String::from('"');
     for c in text.chars() {
         match c {
-            '"' | '\\' | '<' | '>' | '&' | '\'' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c if c.is_control() => {
+            c if matches!(c, '"' | '\\' | '<' | '>' | '&' | '\'') || c.is_control() => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
@@ -235,7 +232,7 @@ pub fn canary_main(h: &History, now: Time, actions: Option<&Actions>) -> String 
     } else {
         now
     };
-    let end = ahead.as_ref().map_or(until, |a| a.end().max(until));
+    let end = svg::axis_end(ahead.as_ref(), until);
     let marks = TimelineMarks {
         decisions: &h.decisions,
         events: h.rollout_events().collect(),

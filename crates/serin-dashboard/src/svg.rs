@@ -128,12 +128,17 @@ impl Ahead {
     }
 }
 
+/// The right edge of a rollout's charts: `now`, or the end of the plan ahead when there is
+/// one, so the timeline and the metric charts share their time axis.
+pub fn axis_end(ahead: Option<&Ahead>, now: Time) -> Time {
+    ahead.map_or(now, |a| a.end().max(now))
+}
+
 /// The rollout timeline: the canary's weight over time, a dot at every step, a tick for every
 /// decision at the top and for every event at the bottom (hover for the text); with a plan
 /// ahead, a "now" line, the remaining steps dashed and the estimated promotion flagged.
 pub fn timeline(weights: &[WeightPoint], max_weight: i64, start: Time, now: Time, marks: &TimelineMarks) -> String {
-    let end = marks.ahead.map_or(now, |a| a.end().max(now));
-    let time = TimeAxis::new(start, end, LEFT, W - 8.0);
+    let time = TimeAxis::new(start, axis_end(marks.ahead, now), LEFT, W - 8.0);
     let top_weight = max_weight
         .max(weights.iter().map(|p| p.weight).max().unwrap_or(0))
         .max(1);
@@ -229,27 +234,26 @@ fn plan_ahead(svg: &mut String, ahead: &Ahead, weight: i64, now: Time, time: &Ti
             clock(*at),
         );
     }
+    let title = format!("estimated promotion {}", clock(ahead.promotion));
+    flag(svg, "promotion", &title, x_end, value, "promotion", value.bottom - 4.0);
+    if let Some(rollback) = ahead.rollback {
+        let title = format!("rollback at {} if every check fails from now", clock(rollback));
+        let label = "rollback if failing";
+        flag(svg, "rollback", &title, time.x(rollback), value, label, value.top + 8.0);
+    }
+}
+
+/// A labelled vertical line across the chart at `x` (hover for `title`).
+fn flag(svg: &mut String, class: &str, title: &str, x: f64, value: &ValueAxis, label: &str, label_y: f64) {
     let _ = write!(
         svg,
-        r#"<g class="promotion"><title>estimated promotion {}</title><line x1="{x_end:.1}" x2="{x_end:.1}" y1="{}" y2="{}"/><text class="label" x="{:.1}" y="{}" text-anchor="end">promotion</text></g>"#,
-        clock(ahead.promotion),
+        r#"<g class="{class}"><title>{}</title><line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}"/><text class="label" x="{:.1}" y="{label_y}" text-anchor="end">{}</text></g>"#,
+        escape(title),
         value.top,
         value.bottom,
-        x_end - 3.0,
-        value.bottom - 4.0,
+        x - 3.0,
+        escape(label),
     );
-    if let Some(rollback) = ahead.rollback {
-        let x = time.x(rollback);
-        let _ = write!(
-            svg,
-            r#"<g class="rollback"><title>rollback at {} if every check fails from now</title><line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}"/><text class="label" x="{:.1}" y="{}" text-anchor="end">rollback if failing</text></g>"#,
-            clock(rollback),
-            value.top,
-            value.bottom,
-            x - 3.0,
-            value.top + 8.0,
-        );
-    }
 }
 
 /// Time ticks at a round step (1 s … 1 day) that gives at most six labels across the span.
