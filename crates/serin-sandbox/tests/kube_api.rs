@@ -417,13 +417,21 @@ async fn watcher_streams_through_410_and_cut_streams_without_losing_events() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The watcher's relists can deliver every object before its third watch starts (its
+    // backoff grows after the injected 410s): wait for the resumed watch itself.
+    let watches = || -> u64 {
+        api.request_counts()
+            .iter()
+            .filter(|((verb, res, _), _)| verb == "watch" && res == "canaries.flagger.app")
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while watches() < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     task.abort();
-    let watches: u64 = api
-        .request_counts()
-        .iter()
-        .filter(|((verb, res, _), _)| verb == "watch" && res == "canaries.flagger.app")
-        .map(|(_, n)| n)
-        .sum();
+    let watches = watches();
     assert!(watches >= 3, "streams were cut and resumed ({watches} watches)");
 }
 
