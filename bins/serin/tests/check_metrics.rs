@@ -13,6 +13,12 @@ use serin_sandbox::{
     router::{Backend, TrafficRouter},
 };
 
+/// The value `serin check-metrics` printed for the request success rate, in percent.
+fn success_rate(stdout: &str) -> Option<f64> {
+    let after = stdout.split("request-success-rate: ").nth(1)?;
+    after.split('%').next()?.parse().ok()
+}
+
 fn check(prometheus: &str, revision: &str) -> (i32, String) {
     check_with(prometheus, revision, &[])
 }
@@ -76,7 +82,8 @@ async fn check_metrics_prints_both_builtins_with_values_and_verdicts() {
         let (code, stdout) = tokio::task::spawn_blocking(move || check(&url, "podinfo-00002"))
             .await
             .expect("join");
-        if stdout.contains("request-success-rate: 80.00%") || Instant::now() > deadline {
+        let settled = success_rate(&stdout).is_some_and(|rate| (rate - 80.0).abs() < 2.0);
+        if settled || Instant::now() > deadline {
             break (code, stdout);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -103,14 +110,18 @@ async fn check_metrics_prints_both_builtins_with_values_and_verdicts() {
     let (requests, errors) = totals("podinfo-00001");
     assert!(requests > 50.0 && errors == 0.0, "{judged}");
     assert!(judged.contains("bounds from podinfo-00001: mid "), "{judged}");
+    // One request in five fails; rate() over a window that cuts the cycle reads close to 80%,
+    // not exactly (79.96% in one CI run).
+    let rate = success_rate(&stdout).unwrap_or_else(|| panic!("no success rate: {stdout}"));
+    assert!((rate - 80.0).abs() < 2.0, "{stdout}");
     assert!(
-        stdout.contains("request-success-rate: 80.00% (bound >= 99%) Fail"),
+        stdout.contains(&format!("request-success-rate: {rate:.2}% (bound >= 99%) Fail")),
         "{stdout}"
     );
     assert!(stdout.contains("request-duration (P99): "), "{stdout}");
     assert!(stdout.contains("(bound <= 500ms) Pass"), "{stdout}");
     assert!(
-        stdout.contains("Halt podinfo.test advancement success rate 80.00% < 99%"),
+        stdout.contains(&format!("Halt podinfo.test advancement success rate {rate:.2}% < 99%")),
         "{stdout}"
     );
     assert!(stdout.starts_with("built-in queries: Kourier\n"), "{stdout}");
