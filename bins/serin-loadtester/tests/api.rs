@@ -33,6 +33,22 @@ async fn target() -> (String, Arc<AtomicU64>) {
     (format!("http://{addr}/"), hits)
 }
 
+/// The target's count once the run has ended: it has not changed for half a second, at least
+/// 2 s (the run's length) after the call, with a 15 s deadline for a slow machine.
+async fn settled_count(hits: &AtomicU64) -> u64 {
+    let started = std::time::Instant::now();
+    let mut last = hits.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = hits.load(Ordering::Relaxed);
+        let quiet = now == last && now > 0;
+        if (quiet && started.elapsed() >= Duration::from_secs(2)) || started.elapsed() > Duration::from_secs(15) {
+            return now;
+        }
+        last = now;
+    }
+}
+
 async fn loadtester(allow_shell: bool, token: Option<&str>) -> String {
     loadtester_resolving(allow_shell, token, vec![]).await
 }
@@ -210,8 +226,7 @@ async fn seed_cmd_webhook_is_accepted_deduplicated_and_generates_load() {
         202,
         "a second call while running is accepted and skipped"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let n = hits.load(Ordering::Relaxed);
+    let n = settled_count(&hits).await;
     // 2 workers × 5 req/s × 2 s = 20 requests from one run (a duplicate run would double it).
     assert!((16..=24).contains(&n), "expected about 20 requests, got {n}");
     let metrics = http()
