@@ -96,10 +96,10 @@ pub(crate) fn eta(s: &CanaryStatus, now: Time) -> String {
 }
 
 pub(crate) fn phase_pill(phase: &str) -> String {
-    let class = match phase {
-        "Succeeded" | "Initialized" => "ok",
-        "Failed" => "bad",
-        "" => "idle",
+    let class = match Phase::parse(phase) {
+        _ if phase.is_empty() => "idle",
+        Some(Phase::Succeeded | Phase::Initialized) => "ok",
+        Some(Phase::Failed) => "bad",
         _ => "busy",
     };
     format!(
@@ -406,6 +406,20 @@ spec:
         let mut done = c;
         done.status.as_mut().expect("status").phase = Some("Succeeded".into());
         assert_eq!(ahead(&done, now), None, "nothing is ahead of a finished rollout");
+    }
+
+    #[test]
+    fn a_phase_pill_is_coloured_by_the_phase_and_names_a_new_canary() {
+        let class = |phase: &str| {
+            let pill = phase_pill(phase);
+            pill.split('"').nth(1).map(str::to_owned).unwrap_or(pill)
+        };
+        assert_eq!(class("Succeeded"), "phase ok");
+        assert_eq!(class("Initialized"), "phase ok");
+        assert_eq!(class("Failed"), "phase bad");
+        assert_eq!(class("Progressing"), "phase busy");
+        assert_eq!(class("SomethingNew"), "phase busy", "an unknown phase is shown as busy");
+        assert_eq!(phase_pill(""), r#"<span class="phase idle">New</span>"#);
     }
 
     #[test]
